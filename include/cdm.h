@@ -1,0 +1,315 @@
+/*
+ * cdm.h - named database connection definitions and pooled connections.
+ *
+ * This is the one public header of cdm.  If it is not in this file, it is
+ * not API.
+ *
+ * cdm keeps named connection definitions (one INI section each, FireDAC
+ * parameter names) and hands out connections by name.  A definition with
+ * Pooled=True is served from a pool built on its first use.
+ *
+ * A complete program (demo/example.c builds this exact code with `make`):
+ *
+ *     #include <stdio.h>
+ *     #include <cdm.h>
+ *
+ *     int main(void)
+ *     {
+ *         cdm_manager *m;
+ *         cdm_conn *c;
+ *         cdm_result *r;
+ *         const char *row[] = { "ada", "36" };
+ *         int rc;
+ *
+ *         if ((rc = cdm_manager_new(&m)) != CDM_OK)
+ *             return 1;
+ *         if ((rc = cdm_manager_load_file(m, "defs/demo.ini")) != CDM_OK ||
+ *             (rc = cdm_connect(m, "Demo_Memory", &c)) != CDM_OK) {
+ *             fprintf(stderr, "%s: %s\n", cdm_strerror(rc), cdm_errmsg());
+ *             cdm_manager_free(m);
+ *             return 1;
+ *         }
+ *         cdm_exec(c, "CREATE TABLE person (name TEXT, age INTEGER)", NULL, 0, NULL);
+ *         cdm_exec(c, "INSERT INTO person VALUES (?, ?)", row, 2, NULL);
+ *         if (cdm_query(c, "SELECT name, age FROM person WHERE age > ?",
+ *                       (const char *[]){ "18" }, 1, &r) == CDM_OK) {
+ *             for (size_t i = 0; i < cdm_result_nrows(r); i++)
+ *                 printf("%s is %s\n", cdm_result_value(r, i, 0),
+ *                        cdm_result_value(r, i, 1));
+ *             cdm_result_free(r);
+ *         }
+ *         cdm_disconnect(c);
+ *         cdm_manager_free(m);
+ *         return 0;
+ *     }
+ *
+ * Status codes.  Every function returning int returns CDM_OK (0) or one of
+ * the CDM_ERR_* codes below, unless its comment says otherwise.  On failure
+ * cdm_errmsg() tells the details: which file and line, definition, key or
+ * value, and what the database said.  Out-parameters are set only on
+ * success.
+ *
+ * Threads.  A manager, its definitions and its pools may be used from any
+ * thread at the same time.  A cdm_conn and its results are used by one
+ * thread at a time; when two threads enter the same connection at once the
+ * second call fails with CDM_ERR_STATE and the connection is unharmed.
+ * cdm_errmsg() is per thread.
+ *
+ * Output.  The library never prints.  Warnings (unknown keys, readable
+ * files holding passwords, repeated keys) go to the callback installed with
+ * cdm_manager_set_log().  No message ever contains a password.
+ */
+#ifndef CDM_H
+#define CDM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CDM_BUILDING) && defined(__GNUC__)
+#define CDM_EXPORT __attribute__((visibility("default")))
+#else
+#define CDM_EXPORT
+#endif
+
+typedef struct cdm_manager cdm_manager;
+typedef struct cdm_conn    cdm_conn;
+typedef struct cdm_result  cdm_result;
+typedef struct cdm_deffile cdm_deffile;
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * The status codes, in their fixed order: X(name, value, text).  One list
+ * makes both the enum and cdm_strerror(); codes are never renumbered.
+ */
+#define CDM_STATUS_MAP(X)                                                      \
+    X(CDM_OK,            0, "success")                                         \
+    X(CDM_ERR_NOMEM,     1, "out of memory")                                   \
+    X(CDM_ERR_INVALID,   2, "invalid argument or parameter value")             \
+    X(CDM_ERR_PARSE,     3, "definition file syntax error")                    \
+    X(CDM_ERR_IO,        4, "input/output error")                              \
+    X(CDM_ERR_NOT_FOUND, 5, "not found")                                       \
+    X(CDM_ERR_EXISTS,    6, "already exists")                                  \
+    X(CDM_ERR_DRIVER,    7, "unknown or unavailable driver")                   \
+    X(CDM_ERR_CONNECT,   8, "cannot connect")                                  \
+    X(CDM_ERR_POOL_FULL, 9, "no pooled connection became free in time")        \
+    X(CDM_ERR_CLOSED,   10, "manager is closed")                               \
+    X(CDM_ERR_QUERY,    11, "statement failed")                                \
+    X(CDM_ERR_STATE,    12, "call not valid in the current state")             \
+    X(CDM_ERR_BROKEN,   13, "connection lost")                                 \
+    X(CDM_ERR_BUSY,     14, "connections still borrowed")                      \
+    X(CDM_ERR_CONFLICT, 15, "file changed on disk since it was read")          \
+    X(CDM_ERR_INSECURE, 16, "file permissions are unsafe")
+
+enum cdm_status {
+#define CDM_STATUS_ENUM_(name, value, text) name = value,
+    CDM_STATUS_MAP(CDM_STATUS_ENUM_)
+#undef CDM_STATUS_ENUM_
+};
+
+/* Fixed text for a status code; "unknown status" for anything else.
+ * Static storage, never NULL.  Any thread. */
+CDM_EXPORT const char *cdm_strerror(int status);
+
+/* Details of this thread's last failing cdm call, e.g.
+ * "defs/app.ini:12: definition 'Orders': POOL_MaximumItems: 'ten' is not a
+ * whole number".  Successful calls leave it as it was (like errno).  Owned
+ * by the library, valid until this thread's next cdm call; "" if no call
+ * has failed yet.  Never contains a password. */
+CDM_EXPORT const char *cdm_errmsg(void);
+
+/* ----------------------------------------------------------------- logging */
+
+enum cdm_log_level {
+    CDM_LOG_ERROR = 0,
+    CDM_LOG_WARN  = 1,
+    CDM_LOG_INFO  = 2,
+    CDM_LOG_DEBUG = 3
+};
+
+/* Receives the library's warnings and notes.  `message` is borrowed for the
+ * call only.  May be called from any thread that uses the manager,
+ * including its cleanup thread, so it must be thread-safe; it must not call
+ * back into the same manager. */
+typedef void (*cdm_log_fn)(int level, const char *message, void *user);
+
+/* --------------------------------------------------------------- manager */
+
+/* Pool figures.  `total`, `idle`, `in_use` and `waiting` are now; the rest
+ * count since the pool was built.  total == idle + in_use (+ connections
+ * being opened, counted in `opening`). */
+typedef struct cdm_pool_stats {
+    int64_t total;
+    int64_t idle;
+    int64_t in_use;
+    int64_t waiting;
+    int64_t opening;
+    int64_t acquired;
+    int64_t created;
+    int64_t destroyed;
+    int64_t timeouts;
+    int64_t wait_ns_total;
+} cdm_pool_stats;
+
+/* The process-wide manager, created on first call (thread-safe).  On
+ * creation it loads the file named by $CDM_CONNECTION_DEFS, if set; a
+ * failure to load is logged (once the log is set it is too late to see
+ * it, so check cdm_manager_has_def or call cdm_manager_load_file yourself
+ * when you need to know).  NULL only when out of memory.  After
+ * cdm_manager_free() on it, the next call creates a fresh one. */
+CDM_EXPORT cdm_manager *cdm_manager_default(void);
+
+/* A new, empty, independent manager.  Free with cdm_manager_free. */
+CDM_EXPORT int cdm_manager_new(cdm_manager **out);
+
+/* Loads every definition in the INI file at `path`.  All or nothing: on any
+ * error the manager is exactly as it was.
+ *   CDM_ERR_IO        the file cannot be read (errno text in the message)
+ *   CDM_ERR_INSECURE  the file is world-writable
+ *   CDM_ERR_PARSE     a syntax error or a section repeated in the file
+ *                     (message: "path:line: ...")
+ *   CDM_ERR_EXISTS    a definition of the same name is already loaded
+ *                     (message names both places)
+ * Bad values inside a definition do not fail the load: they are logged as
+ * warnings and reported again when the definition is used. */
+CDM_EXPORT int cdm_manager_load_file(cdm_manager *m, const char *path);
+
+/* Reads every loaded file again and replaces the definitions they hold,
+ * all or nothing.  Private definitions are kept. */
+CDM_EXPORT int cdm_manager_reload(cdm_manager *m);
+
+/* Adds a private (in-memory) definition from a NULL-terminated list of
+ * "Key=Value" strings.  Every value is checked now; on any error nothing
+ * is added.  CDM_ERR_EXISTS if the name is taken, CDM_ERR_INVALID for a
+ * bad name, key or value. */
+CDM_EXPORT int cdm_manager_add_def(cdm_manager *m, const char *name,
+                                   const char *const *params);
+
+/* Sets one parameter of a definition (file or private; in memory only).
+ * `value` NULL removes it.  A bad value is refused and nothing changes. */
+CDM_EXPORT int cdm_manager_set_param(cdm_manager *m, const char *name,
+                                     const char *key, const char *value);
+
+/* Removes a definition.  CDM_ERR_NOT_FOUND if there is none. */
+CDM_EXPORT int cdm_manager_delete_def(cdm_manager *m, const char *name);
+
+/* 1 if a definition of that name exists (case-insensitive), else 0. */
+CDM_EXPORT int cdm_manager_has_def(cdm_manager *m, const char *name);
+
+/* All definition names as written: files in load order, each in file
+ * order, then private ones in the order added.  Free with cdm_strv_free;
+ * the array is NULL-terminated as well. */
+CDM_EXPORT int cdm_manager_def_names(cdm_manager *m, char ***names,
+                                     size_t *count);
+
+/* The value of `key` as a connection would see it: inherited through
+ * ConnectionDef/Parent and with $(VAR) expanded.  Driver defaults are not
+ * filled in: CDM_ERR_NOT_FOUND if the key is set nowhere in the chain.
+ * Free *value with cdm_free. */
+CDM_EXPORT int cdm_manager_get_param(cdm_manager *m, const char *name,
+                                     const char *key, char **value);
+
+/* Closes the idle connections of the definition's pool and detaches the
+ * pool; borrowed connections stay valid.  CDM_OK also when there was no
+ * pool; CDM_ERR_NOT_FOUND for an unknown name. */
+CDM_EXPORT int cdm_manager_close_def(cdm_manager *m, const char *name);
+
+/* Figures of the definition's pool (all zero if it has none yet). */
+CDM_EXPORT int cdm_manager_pool_stats(cdm_manager *m, const char *name,
+                                      cdm_pool_stats *out);
+
+/* Installs the log callback (NULL: discard, the default). */
+CDM_EXPORT void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user);
+
+/* Stops new connects (CDM_ERR_CLOSED from then on), closes idle
+ * connections and waits up to `timeout_ms` for borrowed ones.
+ * CDM_ERR_BUSY if some are still out when the time is up; they stay valid
+ * and are closed when returned. */
+CDM_EXPORT int cdm_manager_close(cdm_manager *m, int timeout_ms);
+
+/* Closes (without waiting) and frees the manager.  Connections still
+ * borrowed stay valid and are freed by cdm_disconnect.  NULL is fine. */
+CDM_EXPORT void cdm_manager_free(cdm_manager *m);
+
+/* Frees memory returned by cdm (strings).  NULL is fine. */
+CDM_EXPORT void cdm_free(void *p);
+
+/* Frees a NULL-terminated string array returned by cdm.  NULL is fine. */
+CDM_EXPORT void cdm_strv_free(char **v);
+
+/* ----------------------------------------------------------- connections */
+
+/* Opens a connection for the definition `name`: resolves inheritance and
+ * $(VAR), checks every value, then connects (or borrows from the pool when
+ * Pooled=True).
+ *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
+ *   CDM_ERR_INVALID    a bad or missing value (message names the key)
+ *   CDM_ERR_DRIVER     DriverID unknown or not built in
+ *   CDM_ERR_CONNECT    the database refused (its message is included)
+ *   CDM_ERR_CLOSED     the manager is closed
+ * Release with cdm_disconnect.  Any thread. */
+CDM_EXPORT int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out);
+
+/* Closes the connection, or returns it to its pool (rolling back an open
+ * transaction first).  NULL is fine.  Results stay valid. */
+CDM_EXPORT void cdm_disconnect(cdm_conn *c);
+
+/* Runs a statement with `nparams` `?` parameters bound as text (a NULL
+ * entry binds SQL NULL).  With no parameters `sql` may hold several
+ * statements, run in order.  `affected` (may be NULL) gets the rows
+ * changed.  CDM_ERR_INVALID when the parameter count does not match,
+ * CDM_ERR_QUERY with the database's message when it fails,
+ * CDM_ERR_BROKEN when the connection is lost. */
+CDM_EXPORT int cdm_exec(cdm_conn *c, const char *sql,
+                        const char *const *params, size_t nparams,
+                        int64_t *affected);
+
+/* Runs one statement and buffers its whole result as text.  Free *out with
+ * cdm_result_free; it does not depend on the connection. */
+CDM_EXPORT int cdm_query(cdm_conn *c, const char *sql,
+                         const char *const *params, size_t nparams,
+                         cdm_result **out);
+
+/* Transactions.  CDM_ERR_STATE for begin inside a transaction, and for
+ * commit or rollback outside one. */
+CDM_EXPORT int cdm_begin(cdm_conn *c);
+CDM_EXPORT int cdm_commit(cdm_conn *c);
+CDM_EXPORT int cdm_rollback(cdm_conn *c);
+
+/* Asks the database whether the connection works (a round trip for
+ * network drivers).  CDM_ERR_BROKEN if not. */
+CDM_EXPORT int cdm_ping(cdm_conn *c);
+
+/* "PG", "MySQL" or "SQLite".  Static storage. */
+CDM_EXPORT const char *cdm_conn_driver(const cdm_conn *c);
+
+/* The definition name as written.  Valid until cdm_disconnect. */
+CDM_EXPORT const char *cdm_conn_def_name(const cdm_conn *c);
+
+/* The driver's own handle (PGconn *, MYSQL *, sqlite3 *), borrowed until
+ * cdm_disconnect.  Do not close it; leave it as you found it (no open
+ * transaction, same settings) or the pool will hand out a changed one. */
+CDM_EXPORT void *cdm_conn_handle(cdm_conn *c);
+
+/* --------------------------------------------------------------- results */
+
+/* Values are text as the database prints them; NULL for SQL NULL.  SQLite
+ * BLOBs come back as "\x" followed by lowercase hex, like PostgreSQL's
+ * bytea output.  Strings are owned by the result.  An out-of-range row or
+ * column gives NULL (and 0 / NULL for the other accessors). */
+CDM_EXPORT size_t      cdm_result_nrows(const cdm_result *r);
+CDM_EXPORT size_t      cdm_result_ncols(const cdm_result *r);
+CDM_EXPORT const char *cdm_result_colname(const cdm_result *r, size_t col);
+CDM_EXPORT const char *cdm_result_value(const cdm_result *r, size_t row,
+                                        size_t col);
+CDM_EXPORT void        cdm_result_free(cdm_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDM_H */

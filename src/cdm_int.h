@@ -1,0 +1,286 @@
+/*
+ * cdm_int.h - declarations shared between the library's source files.
+ * Never installed: nothing here is API.
+ */
+#ifndef CDM_INT_H
+#define CDM_INT_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "cdm.h"
+
+#if defined(__GNUC__)
+#define CDM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define CDM_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define CDM_PRINTF(f, a)
+#define CDM_HIDDEN
+#endif
+
+/* ------------------------------------------------------------- error.c */
+
+/* Sets this thread's message and returns `status`, so that failures read
+ * `return cdm__fail(CDM_ERR_INVALID, "...", ...);`. */
+int cdm__fail(int status, const char *fmt, ...) CDM_PRINTF(2, 3);
+int cdm__vfail(int status, const char *fmt, va_list ap);
+int cdm__nomem(void);
+/* Puts text in front of this thread's message (error paths only). */
+void cdm__errprefix(const char *fmt, ...) CDM_PRINTF(1, 2);
+
+/* ---------------------------------------------------------------- str.c */
+
+char *cdm__strdup(const char *s);
+char *cdm__strndup(const char *s, size_t n);
+char *cdm__asprintf(const char *fmt, ...) CDM_PRINTF(1, 2);
+bool cdm__streq_nocase(const char *a, const char *b);
+/* Case-insensitive edit distance, capped at `limit` + 1. */
+size_t cdm__distance(const char *a, const char *b, size_t limit);
+/* Trims blanks (space, tab, CR) at both ends of [*s, *s + *n). */
+void cdm__trim(const char **s, size_t *n);
+
+/* A growable string; on allocation failure `failed` is set and further
+ * appends do nothing, so callers check once at the end. */
+struct cdm_buf {
+    char *s;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+void cdm__buf_add(struct cdm_buf *b, const char *s, size_t n);
+void cdm__buf_adds(struct cdm_buf *b, const char *s);
+void cdm__buf_addf(struct cdm_buf *b, const char *fmt, ...) CDM_PRINTF(2, 3);
+void cdm__buf_free(struct cdm_buf *b);
+/* Hands over the string (NULL if an append failed) and resets the buffer. */
+char *cdm__buf_take(struct cdm_buf *b);
+
+/* -------------------------------------------------------------- param.c */
+
+enum cdm_ptype {
+    CDM_P_STRING,
+    CDM_P_BOOL,
+    CDM_P_INT,
+    CDM_P_ENUM,
+    CDM_P_DRIVER  /* DriverID: checked against the driver registry on use */
+};
+
+#define CDM_PF_SECRET   1u  /* never shown: masked by the CLI, kept out of messages */
+#define CDM_PF_REQUIRED 2u  /* a definition must set it (itself or through its parent) */
+#define CDM_PF_IGNORED  4u  /* a FireDAC key cdm knows and does not use */
+
+/* One parameter a definition may set.  The common table and each driver's
+ * table are arrays of these ending with a NULL key; validation, "did you
+ * mean", masking and the documentation all come from them. */
+struct cdm_param_spec {
+    const char *key;             /* as documented, e.g. "POOL_MaximumItems" */
+    const char *def;             /* default as text, NULL if none */
+    enum cdm_ptype type;
+    long long min, max;          /* CDM_P_INT range */
+    const char *const *choices;  /* CDM_P_ENUM values, NULL-terminated */
+    unsigned flags;              /* CDM_PF_* */
+};
+
+struct cdm_driver;
+
+extern const struct cdm_param_spec cdm__common_params[];
+
+/* The spec for `key` (case-insensitive): common keys, then `drv`'s, then
+ * (with drv NULL) any driver's.  NULL for an unknown key. */
+const struct cdm_param_spec *cdm__param_find(const struct cdm_driver *drv,
+                                             const char *key);
+/* Checks `value` against `spec`; on failure sets a message starting with
+ * `where` ("file:line: definition 'X'") and naming key and value (never a
+ * secret's value). */
+int cdm__param_check(const struct cdm_param_spec *spec, const char *where,
+                     const char *key, const char *value);
+/* The closest known key to an unknown one, or NULL. */
+const char *cdm__param_suggest(const char *key);
+bool cdm__param_is_secret(const char *key);
+int cdm__parse_bool(const char *s, bool *out);
+int cdm__parse_int(const char *s, long long min, long long max, long long *out);
+
+/* ------------------------------------------------------------ driver.c */
+
+/* A database driver.  The identity and parameter table are always present
+ * so that definitions for any driver can be checked; the operations are
+ * NULL when configure did not find the client library.  Every operation
+ * sets the thread's message on failure. */
+struct cdm_resolved;
+
+struct cdm_driver {
+    const char *id;                       /* "SQLite": cdm_conn_driver() */
+    const char *const *aliases;           /* other DriverID spellings */
+    const struct cdm_param_spec *params;  /* driver's own keys */
+    const char *configure_flag;           /* how to build it in */
+
+    /* Opens a connection from fully resolved, checked parameters. */
+    int (*connect)(const struct cdm_resolved *r, void **out);
+    void (*close)(void *dc);
+    int (*exec)(void *dc, const char *sql, const char *const *params,
+                size_t n, int64_t *affected);
+    int (*query)(void *dc, const char *sql, const char *const *params,
+                 size_t n, cdm_result **out);
+    int (*begin)(void *dc);
+    int (*commit)(void *dc);
+    int (*rollback)(void *dc);
+    /* 1 inside a transaction, else 0; from local state, no round trip. */
+    int (*in_transaction)(void *dc);
+    /* CDM_OK or CDM_ERR_BROKEN from local state, no round trip. */
+    int (*alive)(void *dc);
+    /* A round trip: CDM_OK or CDM_ERR_BROKEN. */
+    int (*ping)(void *dc);
+    /* Optional: discard session state (POOL_ResetOnRelease). */
+    int (*reset)(void *dc);
+    void *(*handle)(void *dc);
+};
+
+extern const struct cdm_driver cdm__driver_sqlite;
+extern const struct cdm_driver cdm__driver_pg;
+extern const struct cdm_driver cdm__driver_mysql;
+
+/* NULL-terminated list of every driver cdm knows. */
+extern const struct cdm_driver *const cdm__drivers[];
+/* By DriverID or alias, case-insensitive; NULL when unknown. */
+const struct cdm_driver *cdm__driver_find(const char *id);
+
+/* ----------------------------------------------------------------- ini.c */
+
+struct cdm_ini_key {
+    char *key;    /* as written */
+    char *value;  /* as iniparser read it (quotes and comments removed) */
+    int line;
+};
+
+struct cdm_ini_section {
+    char *name;   /* as written */
+    int line;
+    struct cdm_ini_key *keys;
+    size_t nkeys;
+};
+
+struct cdm_ini {
+    char *path;      /* as given */
+    char *dir;       /* absolute directory of the file */
+    unsigned mode;   /* st_mode permission bits */
+    struct cdm_ini_section *sections;
+    size_t nsections;
+    char **warnings; /* repeated keys etc., "path:line: ..." */
+    size_t nwarnings;
+};
+
+/* Reads and parses a definition file (through iniparser, serialised).
+ * CDM_ERR_IO, CDM_ERR_INSECURE (world-writable), CDM_ERR_PARSE (syntax, a
+ * repeated section; message "path:line: ...").  A repeated key is kept as
+ * two entries in file order (the last wins) and noted in `warnings`. */
+int cdm__ini_read(const char *path, struct cdm_ini **out);
+void cdm__ini_free(struct cdm_ini *ini);
+
+/* ----------------------------------------------------------------- def.c */
+
+/* Where definitions came from: a loaded file.  Shared by its definitions. */
+struct cdm_source {
+    char *path;   /* as given to load_file, for messages and reload */
+    char *dir;    /* absolute directory, for relative SQLite paths */
+    unsigned refs;
+};
+
+struct cdm_kv {
+    char *key;    /* as written */
+    char *value;
+    int line;     /* 0 when set at run time */
+};
+
+struct cdm_def {
+    char *name;                 /* as written */
+    struct cdm_source *src;     /* NULL for a private definition */
+    int line;
+    struct cdm_kv *kv;
+    size_t nkv, cap;
+    uint64_t gen;               /* bumped on every change */
+};
+
+struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line);
+void cdm__def_free(struct cdm_def *d);
+struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key);
+/* Sets (or adds) a key; value NULL removes it. */
+int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line);
+struct cdm_def *cdm__def_clone(const struct cdm_def *d);
+/* "path:line: definition 'X'" or "definition 'X'" into buf. */
+void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
+                    char *buf, size_t size);
+/* Checks the values the definition sets itself.  Unknown keys and (when
+ * `strict` is false) bad values are passed to `warn`; with `strict` the
+ * first bad value fails. */
+typedef void (*cdm_warn_fn)(void *ctx, const char *message);
+int cdm__def_check_own(const struct cdm_def *d, bool strict,
+                       cdm_warn_fn warn, void *ctx);
+bool cdm__name_valid(const char *name);
+bool cdm__key_valid(const char *key);
+
+void cdm__source_release(struct cdm_source *s);
+
+/* A definition resolved for use: parent chain merged, $(VAR) expanded,
+ * every value checked, driver chosen.  Owned by whoever resolved it. */
+struct cdm_rkv {
+    char *key;
+    char *value;
+    const char *dir;  /* directory of the file that set it, or NULL */
+    const char *path; /* that file, for messages, or NULL */
+    int line;
+};
+
+struct cdm_resolved {
+    char *name;
+    char *where;                /* "file:line: definition 'X'" */
+    const struct cdm_driver *drv;
+    struct cdm_rkv *kv;
+    size_t nkv;
+    struct cdm_source **srcs;   /* references held for the dirs above */
+    size_t nsrcs;
+};
+
+/* Merges the chain of `name` in the sorted list `defs` (lookup callback),
+ * copying what it needs; then expands and checks.  Called with the
+ * manager's lock held for the merge; see manager.c. */
+typedef struct cdm_def *(*cdm_lookup_fn)(void *ctx, const char *name);
+int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
+                       struct cdm_resolved **out);
+/* Expands $(VAR), chooses the driver, checks values and required keys. */
+int cdm__resolve_finish(struct cdm_resolved *r);
+void cdm__resolved_free(struct cdm_resolved *r);
+/* Value as set, else the spec's default, else NULL. */
+const char *cdm__rget(const struct cdm_resolved *r, const char *key);
+const struct cdm_rkv *cdm__rfind(const struct cdm_resolved *r, const char *key);
+/* Typed reads of values already checked by resolve. */
+long long cdm__rget_int(const struct cdm_resolved *r, const char *key);
+bool cdm__rget_bool(const struct cdm_resolved *r, const char *key);
+/* Expands $(VAR) in one value; `where` prefixes errors. */
+int cdm__expand(const char *value, const char *where, const char *key,
+                char **out);
+
+/* ------------------------------------------------------------- result.c */
+
+int cdm__result_new(size_t ncols, cdm_result **out);
+int cdm__result_set_colname(cdm_result *r, size_t col, const char *name);
+/* Appends a row of NULLs; values are then set with cdm__result_set. */
+int cdm__result_add_row(cdm_result *r);
+/* Sets a cell of the last row to a copy of [v, v + n); v NULL is SQL NULL. */
+int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
+/* Same, taking ownership of `v` (allocated with malloc). */
+void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
+
+/* --------------------------------------------------------------- conn.c */
+
+/* Opens a plain (unpooled) connection for a resolved definition. */
+int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out);
+
+/* ------------------------------------------------------------- manager.c */
+
+void cdm__log(cdm_manager *m, int level, const char *fmt, ...) CDM_PRINTF(3, 4);
+
+#endif /* CDM_INT_H */

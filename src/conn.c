@@ -1,0 +1,171 @@
+/*
+ * conn.c - connections: the driver-independent half of every call, and
+ * the guard that keeps two threads out of one connection.
+ */
+#include "cdm_int.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cdm_conn {
+    const struct cdm_driver *drv;
+    void *dc;             /* the driver's connection */
+    char *def_name;       /* as written */
+    atomic_int busy;      /* 1 while a thread is inside a call */
+};
+
+int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
+{
+    cdm_conn *c = calloc(1, sizeof *c);
+    int rc;
+
+    if (!c || !(c->def_name = cdm__strdup(r->name))) {
+        free(c);
+        return cdm__nomem();
+    }
+    c->drv = r->drv;
+    if ((rc = r->drv->connect(r, &c->dc)) != CDM_OK) {
+        free(c->def_name);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return CDM_OK;
+}
+
+/* Claims the connection for this call.  A second thread is turned away
+ * instead of running two calls through one driver handle at once. */
+static int enter(cdm_conn *c, const char *what)
+{
+    if (!c)
+        return cdm__fail(CDM_ERR_INVALID, "%s: connection is NULL", what);
+    if (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+        return cdm__fail(CDM_ERR_STATE,
+                         "definition '%s': %s: the connection is in use by "
+                         "another thread", c->def_name, what);
+    return CDM_OK;
+}
+
+static int leave(cdm_conn *c, int rc)
+{
+    if (rc != CDM_OK && rc != CDM_ERR_NOMEM)
+        cdm__errprefix("definition '%s': ", c->def_name);
+    atomic_store_explicit(&c->busy, 0, memory_order_release);
+    return rc;
+}
+
+void cdm_disconnect(cdm_conn *c)
+{
+    if (!c)
+        return;
+    /* Disconnecting a connection another thread is inside is a bug in the
+     * caller; waiting for that call to end (it is bounded by the driver's
+     * own timeouts) at least keeps it from running on freed memory. */
+    while (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+        sched_yield();
+    c->drv->close(c->dc);
+    free(c->def_name);
+    free(c);
+}
+
+static int check_params(const char *sql, const char *const *params,
+                        size_t nparams)
+{
+    if (!sql)
+        return cdm__fail(CDM_ERR_INVALID, "SQL text is NULL");
+    if (nparams && !params)
+        return cdm__fail(CDM_ERR_INVALID, "%zu parameters but params is NULL",
+                         nparams);
+    return CDM_OK;
+}
+
+int cdm_exec(cdm_conn *c, const char *sql, const char *const *params,
+             size_t nparams, int64_t *affected)
+{
+    int64_t n = 0;
+    int rc;
+
+    if ((rc = enter(c, "exec")) != CDM_OK)
+        return rc;
+    if ((rc = check_params(sql, params, nparams)) == CDM_OK &&
+        (rc = c->drv->exec(c->dc, sql, params, nparams, &n)) == CDM_OK &&
+        affected)
+        *affected = n;
+    return leave(c, rc);
+}
+
+int cdm_query(cdm_conn *c, const char *sql, const char *const *params,
+              size_t nparams, cdm_result **out)
+{
+    int rc;
+
+    if ((rc = enter(c, "query")) != CDM_OK)
+        return rc;
+    if (!out)
+        rc = cdm__fail(CDM_ERR_INVALID, "result pointer is NULL");
+    else if ((rc = check_params(sql, params, nparams)) == CDM_OK)
+        rc = c->drv->query(c->dc, sql, params, nparams, out);
+    return leave(c, rc);
+}
+
+int cdm_begin(cdm_conn *c)
+{
+    int rc;
+
+    if ((rc = enter(c, "begin")) != CDM_OK)
+        return rc;
+    if (c->drv->in_transaction(c->dc))
+        rc = cdm__fail(CDM_ERR_STATE, "a transaction is already open");
+    else
+        rc = c->drv->begin(c->dc);
+    return leave(c, rc);
+}
+
+static int finish(cdm_conn *c, const char *what, int (*op)(void *))
+{
+    int rc;
+
+    if ((rc = enter(c, what)) != CDM_OK)
+        return rc;
+    if (!c->drv->in_transaction(c->dc))
+        rc = cdm__fail(CDM_ERR_STATE, "%s: no transaction is open", what);
+    else
+        rc = op(c->dc);
+    return leave(c, rc);
+}
+
+int cdm_commit(cdm_conn *c)
+{
+    return finish(c, "commit", c ? c->drv->commit : NULL);
+}
+
+int cdm_rollback(cdm_conn *c)
+{
+    return finish(c, "rollback", c ? c->drv->rollback : NULL);
+}
+
+int cdm_ping(cdm_conn *c)
+{
+    int rc;
+
+    if ((rc = enter(c, "ping")) != CDM_OK)
+        return rc;
+    return leave(c, c->drv->ping(c->dc));
+}
+
+const char *cdm_conn_driver(const cdm_conn *c)
+{
+    return c ? c->drv->id : NULL;
+}
+
+const char *cdm_conn_def_name(const cdm_conn *c)
+{
+    return c ? c->def_name : NULL;
+}
+
+void *cdm_conn_handle(cdm_conn *c)
+{
+    return c ? c->drv->handle(c->dc) : NULL;
+}

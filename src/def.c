@@ -1,0 +1,492 @@
+/*
+ * def.c - connection definitions: their parameters as written, checks of
+ * the values a definition sets itself, and resolution for use (parent
+ * chain, $(VAR) expansion, driver, required keys).
+ */
+#include "cdm_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longer parent chains are surely a mistake; also bounds the cycle check. */
+#define CHAIN_MAX 32
+
+void cdm__source_release(struct cdm_source *s)
+{
+    if (s && --s->refs == 0) {
+        free(s->path);
+        free(s->dir);
+        free(s);
+    }
+}
+
+struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line)
+{
+    struct cdm_def *d = calloc(1, sizeof *d);
+
+    if (!d || !(d->name = cdm__strdup(name))) {
+        free(d);
+        return NULL;
+    }
+    d->src = src;
+    if (src)
+        src->refs++;
+    d->line = line;
+    return d;
+}
+
+void cdm__def_free(struct cdm_def *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->nkv; i++) {
+        free(d->kv[i].key);
+        free(d->kv[i].value);
+    }
+    free(d->kv);
+    free(d->name);
+    cdm__source_release(d->src);
+    free(d);
+}
+
+struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key)
+{
+    for (size_t i = 0; i < d->nkv; i++)
+        if (cdm__streq_nocase(d->kv[i].key, key))
+            return &d->kv[i];
+    return NULL;
+}
+
+int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line)
+{
+    struct cdm_kv *kv = cdm__def_find(d, key);
+    char *v;
+
+    if (!value) {
+        if (kv) {
+            free(kv->key);
+            free(kv->value);
+            memmove(kv, kv + 1, (size_t)(d->kv + d->nkv - kv - 1) * sizeof *kv);
+            d->nkv--;
+        }
+        d->gen++;
+        return CDM_OK;
+    }
+    if (!(v = cdm__strdup(value)))
+        return cdm__nomem();
+    if (kv) {
+        /* Keeps the key as first written and its place in the file. */
+        free(kv->value);
+        kv->value = v;
+        if (line)
+            kv->line = line;
+        d->gen++;
+        return CDM_OK;
+    }
+    if (d->nkv == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        struct cdm_kv *p = realloc(d->kv, cap * sizeof *p);
+        if (!p) {
+            free(v);
+            return cdm__nomem();
+        }
+        d->kv = p;
+        d->cap = cap;
+    }
+    kv = &d->kv[d->nkv];
+    if (!(kv->key = cdm__strdup(key))) {
+        free(v);
+        return cdm__nomem();
+    }
+    kv->value = v;
+    kv->line = line;
+    d->nkv++;
+    d->gen++;
+    return CDM_OK;
+}
+
+struct cdm_def *cdm__def_clone(const struct cdm_def *d)
+{
+    struct cdm_def *c = cdm__def_new(d->name, d->src, d->line);
+
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < d->nkv; i++)
+        if (cdm__def_set(c, d->kv[i].key, d->kv[i].value, d->kv[i].line)) {
+            cdm__def_free(c);
+            return NULL;
+        }
+    c->gen = d->gen;
+    return c;
+}
+
+void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
+                    char *buf, size_t size)
+{
+    int line = kv && kv->line ? kv->line : d->line;
+
+    if (d->src)
+        snprintf(buf, size, "%s:%d: definition '%s'", d->src->path, line,
+                 d->name);
+    else
+        snprintf(buf, size, "definition '%s'", d->name);
+}
+
+bool cdm__name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    /* Must survive a round trip through a [section] line. */
+    if (n == 0 || n > 255 || name[0] == ' ' || name[n - 1] == ' ' ||
+        name[0] == ';' || name[0] == '#')
+        return false;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '[' || *p == ']')
+            return false;
+    return true;
+}
+
+bool cdm__key_valid(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+
+    if (n == 0 || n > 64 || key[0] == '[' || key[0] == ';' || key[0] == '#')
+        return false;
+    for (const char *p = key; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '=' || *p == ':')
+            return false;
+    return true;
+}
+
+static const struct cdm_driver *own_driver(const struct cdm_def *d)
+{
+    const struct cdm_kv *kv = cdm__def_find(d, "DriverID");
+
+    return kv ? cdm__driver_find(kv->value) : NULL;
+}
+
+int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
+                       void *ctx)
+{
+    const struct cdm_driver *drv = own_driver(d);
+    char where[512];
+    int first = CDM_OK;
+
+    for (size_t i = 0; i < d->nkv; i++) {
+        const struct cdm_kv *kv = &d->kv[i];
+        const struct cdm_param_spec *spec = cdm__param_find(drv, kv->key);
+        int rc;
+
+        cdm__def_where(d, kv, where, sizeof where);
+        if (!spec && drv)
+            spec = cdm__param_find(NULL, kv->key);
+        if (!spec) {
+            /* Kept, so a newer cdm or another tool can use it; the value
+             * is never shown (a misspelt Password key would leak it). */
+            const char *hint = cdm__param_suggest(kv->key);
+            char text[768];
+            if (hint)
+                snprintf(text, sizeof text,
+                         "%s: unknown key %s (did you mean %s?)", where,
+                         kv->key, hint);
+            else
+                snprintf(text, sizeof text, "%s: unknown key %s", where,
+                         kv->key);
+            if (warn)
+                warn(ctx, text);
+            continue;
+        }
+        /* $(VAR) values are checked once expanded, at use. */
+        if (strstr(kv->value, "$("))
+            continue;
+        rc = cdm__param_check(spec, where, kv->key, kv->value);
+        if (rc == CDM_OK)
+            continue;
+        if (strict)
+            return rc;
+        if (warn)
+            warn(ctx, cdm_errmsg());
+        if (first == CDM_OK)
+            first = rc;
+    }
+    return first;
+}
+
+/* ------------------------------------------------------------ resolving */
+
+void cdm__resolved_free(struct cdm_resolved *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nkv; i++) {
+        free(r->kv[i].key);
+        free(r->kv[i].value);
+    }
+    for (size_t i = 0; i < r->nsrcs; i++)
+        cdm__source_release(r->srcs[i]);
+    free(r->srcs);
+    free(r->kv);
+    free(r->name);
+    free(r->where);
+    free(r);
+}
+
+const struct cdm_rkv *cdm__rfind(const struct cdm_resolved *r, const char *key)
+{
+    for (size_t i = 0; i < r->nkv; i++)
+        if (cdm__streq_nocase(r->kv[i].key, key))
+            return &r->kv[i];
+    return NULL;
+}
+
+const char *cdm__rget(const struct cdm_resolved *r, const char *key)
+{
+    const struct cdm_rkv *kv = cdm__rfind(r, key);
+    const struct cdm_param_spec *spec;
+
+    if (kv)
+        return kv->value;
+    spec = cdm__param_find(r->drv, key);
+    return spec ? spec->def : NULL;
+}
+
+long long cdm__rget_int(const struct cdm_resolved *r, const char *key)
+{
+    const char *v = cdm__rget(r, key);
+
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+bool cdm__rget_bool(const struct cdm_resolved *r, const char *key)
+{
+    const char *v = cdm__rget(r, key);
+    bool b = false;
+
+    if (v)
+        cdm__parse_bool(v, &b);
+    return b;
+}
+
+static const char *parent_of(const struct cdm_def *d)
+{
+    const struct cdm_kv *kv = cdm__def_find(d, "ConnectionDef");
+
+    if (!kv)
+        kv = cdm__def_find(d, "Parent");
+    return kv && kv->value[0] ? kv->value : NULL;
+}
+
+static int hold_source(struct cdm_resolved *r, struct cdm_source *s)
+{
+    struct cdm_source **p;
+
+    for (size_t i = 0; i < r->nsrcs; i++)
+        if (r->srcs[i] == s)
+            return CDM_OK;
+    if (!(p = realloc(r->srcs, (r->nsrcs + 1) * sizeof *p)))
+        return cdm__nomem();
+    r->srcs = p;
+    p[r->nsrcs++] = s;
+    s->refs++;
+    return CDM_OK;
+}
+
+int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
+                       struct cdm_resolved **out)
+{
+    const struct cdm_def *chain[CHAIN_MAX];
+    struct cdm_resolved *r;
+    size_t depth = 0, total = 0;
+    const struct cdm_def *d = lookup(ctx, name);
+    char where[512];
+
+    if (!d)
+        return cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%s'", name);
+    for (;;) {
+        const char *parent = parent_of(d);
+        const struct cdm_def *p;
+
+        chain[depth++] = d;
+        total += d->nkv;
+        if (!parent)
+            break;
+        cdm__def_where(d, cdm__def_find(d, "ConnectionDef") ?
+                       cdm__def_find(d, "ConnectionDef") :
+                       cdm__def_find(d, "Parent"), where, sizeof where);
+        if (!(p = lookup(ctx, parent)))
+            return cdm__fail(CDM_ERR_NOT_FOUND,
+                             "%s: parent definition '%s' not found", where,
+                             parent);
+        for (size_t i = 0; i < depth; i++)
+            if (chain[i] == p) {
+                struct cdm_buf b = { 0 };
+                int rc;
+                for (size_t j = i; j < depth; j++)
+                    cdm__buf_addf(&b, "%s -> ", chain[j]->name);
+                cdm__buf_adds(&b, p->name);
+                rc = cdm__fail(CDM_ERR_INVALID,
+                               "%s: inheritance cycle %s", where,
+                               b.s ? b.s : "");
+                cdm__buf_free(&b);
+                return rc;
+            }
+        if (depth == CHAIN_MAX)
+            return cdm__fail(CDM_ERR_INVALID,
+                             "%s: more than %d levels of ConnectionDef",
+                             where, CHAIN_MAX);
+        d = p;
+    }
+
+    cdm__def_where(chain[0], NULL, where, sizeof where);
+    if (!(r = calloc(1, sizeof *r)) || !(r->name = cdm__strdup(chain[0]->name)) ||
+        !(r->where = cdm__strdup(where)) || !(r->kv = calloc(total ? total : 1, sizeof *r->kv))) {
+        cdm__resolved_free(r);
+        return cdm__nomem();
+    }
+    /* Own values win: walk from the child up and keep the first of each. */
+    for (size_t i = 0; i < depth; i++) {
+        d = chain[i];
+        for (size_t j = 0; j < d->nkv; j++) {
+            const struct cdm_kv *kv = &d->kv[j];
+            struct cdm_rkv *rk;
+            if (cdm__rfind(r, kv->key))
+                continue;
+            rk = &r->kv[r->nkv];
+            if (!(rk->key = cdm__strdup(kv->key)) ||
+                !(rk->value = cdm__strdup(kv->value)) ||
+                (d->src && hold_source(r, d->src) != CDM_OK)) {
+                free(rk->key);
+                free(rk->value);
+                rk->key = rk->value = NULL;
+                cdm__resolved_free(r);
+                return cdm__nomem();
+            }
+            rk->dir = d->src ? d->src->dir : NULL;
+            rk->path = d->src ? d->src->path : NULL;
+            rk->line = kv->line;
+            r->nkv++;
+        }
+    }
+    *out = r;
+    return CDM_OK;
+}
+
+int cdm__expand(const char *value, const char *where, const char *key,
+                char **out)
+{
+    struct cdm_buf b = { 0 };
+    const char *p = value;
+
+    while (*p) {
+        const char *start = strstr(p, "$(");
+        const char *end, *env;
+        char var[128];
+        size_t n;
+
+        if (!start) {
+            cdm__buf_adds(&b, p);
+            break;
+        }
+        /* "$$(" is a literal "$(". */
+        if (start > p && start[-1] == '$') {
+            cdm__buf_add(&b, p, (size_t)(start - p));
+            cdm__buf_adds(&b, "(");
+            p = start + 2;
+            continue;
+        }
+        cdm__buf_add(&b, p, (size_t)(start - p));
+        if (!(end = strchr(start + 2, ')'))) {
+            cdm__buf_free(&b);
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s: '$(' without ')'",
+                             where, key);
+        }
+        n = (size_t)(end - start - 2);
+        if (n == 0 || n >= sizeof var ||
+            strspn(start + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                              "0123456789_") != n) {
+            cdm__buf_free(&b);
+            return cdm__fail(CDM_ERR_INVALID,
+                             "%s: %s: '$(%.*s)' is not a variable name",
+                             where, key, (int)(n < 64 ? n : 64), start + 2);
+        }
+        memcpy(var, start + 2, n);
+        var[n] = '\0';
+        if (!(env = getenv(var))) {
+            cdm__buf_free(&b);
+            return cdm__fail(CDM_ERR_INVALID,
+                             "%s: %s: environment variable %s is not set",
+                             where, key, var);
+        }
+        cdm__buf_adds(&b, env);
+        p = end + 1;
+    }
+    if (!(*out = cdm__buf_take(&b)))
+        return cdm__nomem();
+    return CDM_OK;
+}
+
+/* "file:line: definition 'X'" for a resolved value: the line that set it,
+ * which may be in a parent definition, named too. */
+static void rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
+                      char *buf, size_t size)
+{
+    if (kv->path)
+        snprintf(buf, size, "%s:%d: definition '%s'", kv->path, kv->line,
+                 r->name);
+    else
+        snprintf(buf, size, "definition '%s'", r->name);
+}
+
+int cdm__resolve_finish(struct cdm_resolved *r)
+{
+    const struct cdm_rkv *drv_kv;
+    const char *where = r->where;
+    char kwhere[512];
+    int rc;
+
+    for (size_t i = 0; i < r->nkv; i++) {
+        char *v;
+        if (!strchr(r->kv[i].value, '$'))
+            continue;
+        rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
+        if ((rc = cdm__expand(r->kv[i].value, kwhere, r->kv[i].key, &v)))
+            return rc;
+        free(r->kv[i].value);
+        r->kv[i].value = v;
+    }
+
+    if (!(drv_kv = cdm__rfind(r, "DriverID")) || !drv_kv->value[0])
+        return cdm__fail(CDM_ERR_INVALID,
+                         "%s: DriverID is not set (PG, MySQL or SQLite)", where);
+    if (!(r->drv = cdm__driver_find(drv_kv->value))) {
+        rkv_where(r, drv_kv, kwhere, sizeof kwhere);
+        return cdm__fail(CDM_ERR_DRIVER,
+                         "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
+                         "and SQLite)", kwhere, drv_kv->value);
+    }
+    if (!r->drv->connect)
+        return cdm__fail(CDM_ERR_DRIVER,
+                         "%s: driver %s is not built into this cdm "
+                         "(configure %s)", where, r->drv->id,
+                         r->drv->configure_flag);
+
+    for (const struct cdm_param_spec *t = cdm__common_params; t->key; t++)
+        if ((t->flags & CDM_PF_REQUIRED) && !cdm__rfind(r, t->key))
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s is not set", where,
+                             t->key);
+    for (const struct cdm_param_spec *t = r->drv->params; t && t->key; t++)
+        if ((t->flags & CDM_PF_REQUIRED) && !cdm__rfind(r, t->key))
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s is not set", where,
+                             t->key);
+    for (size_t i = 0; i < r->nkv; i++) {
+        const struct cdm_param_spec *spec = cdm__param_find(r->drv, r->kv[i].key);
+        if (!spec)
+            continue;
+        rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
+        if ((rc = cdm__param_check(spec, kwhere, r->kv[i].key,
+                                   r->kv[i].value)) != CDM_OK)
+            return rc;
+    }
+    return CDM_OK;
+}

@@ -1,0 +1,384 @@
+/*
+ * sqlite.c - the SQLite driver (sqlite3): opens files or :memory: with the
+ * definition's OpenMode and pragmas, binds every parameter, buffers results
+ * as text.
+ */
+#include "../cdm_int.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const sqlite_aliases[] = { "SQLite3", NULL };
+static const char *const open_modes[] = { "CreateUTF8", "CreateUTF16",
+                                          "ReadWrite", "ReadOnly", NULL };
+static const char *const journal_modes[] = { "Delete", "Truncate", "Persist",
+                                             "Memory", "WAL", "Off", NULL };
+static const char *const sync_modes[] = { "Off", "Normal", "Full", "Extra",
+                                          NULL };
+static const char *const locking_modes[] = { "Normal", "Exclusive", NULL };
+
+static const struct cdm_param_spec sqlite_params[] = {
+    { "OpenMode",     "CreateUTF8", CDM_P_ENUM, 0, 0, open_modes, 0 },
+    { "BusyTimeout",  "10000",      CDM_P_INT, 0, INT_MAX, NULL, 0 },
+    { "JournalMode",  NULL,         CDM_P_ENUM, 0, 0, journal_modes, 0 },
+    { "Synchronous",  NULL,         CDM_P_ENUM, 0, 0, sync_modes, 0 },
+    { "LockingMode",  "Normal",     CDM_P_ENUM, 0, 0, locking_modes, 0 },
+    { "ForeignKeys",  "True",       CDM_P_BOOL, 0, 0, NULL, 0 },
+    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0 }
+};
+
+#if HAVE_SQLITE
+#include <sqlite3.h>
+
+/* Maps a failed sqlite3 call to a status, with SQLite's own message. */
+static int sq_fail(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return cdm__nomem();
+    case SQLITE_MISUSE:
+        return cdm__fail(CDM_ERR_STATE, "SQLite: %s", sqlite3_errstr(rc));
+    default:
+        return cdm__fail(CDM_ERR_QUERY, "SQLite: %s",
+                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    }
+}
+
+static int sq_run(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? CDM_OK : sq_fail(db, rc);
+}
+
+/* "Database" made absolute against the directory of the file that set it,
+ * so a definition works whatever the program's working directory. */
+static char *db_path(const struct cdm_resolved *r)
+{
+    const struct cdm_rkv *kv = cdm__rfind(r, "Database");
+    const char *v = kv ? kv->value : "";
+
+    if (v[0] == '/' || strcmp(v, ":memory:") == 0 || !kv->dir)
+        return cdm__strdup(v);
+    return cdm__asprintf("%s/%s", kv->dir, v);
+}
+
+static int sq_connect(const struct cdm_resolved *r, void **out)
+{
+    const char *mode = cdm__rget(r, "OpenMode");
+    const char *v;
+    sqlite3 *db = NULL;
+    char *path, sql[64];
+    int flags, rc;
+
+    if (!(path = db_path(r)))
+        return cdm__nomem();
+    if (!*path) {
+        free(path);
+        return cdm__fail(CDM_ERR_INVALID,
+                         "%s: Database is empty (give a file or :memory:)",
+                         r->where);
+    }
+    if (cdm__streq_nocase(mode, "ReadOnly"))
+        flags = SQLITE_OPEN_READONLY;
+    else if (cdm__streq_nocase(mode, "ReadWrite"))
+        flags = SQLITE_OPEN_READWRITE;
+    else
+        flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* cdm keeps each connection to one thread at a time, so SQLite's own
+     * per-connection mutex would only cost time. */
+    flags |= SQLITE_OPEN_NOMUTEX;
+
+    rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = cdm__fail(rc == SQLITE_NOMEM ? CDM_ERR_NOMEM : CDM_ERR_CONNECT,
+                       "%s: SQLite: cannot open '%s': %s", r->where, path,
+                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, (int)cdm__rget_int(r, "BusyTimeout"));
+
+    /* Values below were checked against their enumerations, so pasting
+     * them into PRAGMA text (which cannot take bound values) is safe. */
+    rc = CDM_OK;
+    if (cdm__streq_nocase(mode, "CreateUTF16"))
+        rc = sq_run(db, "PRAGMA encoding='UTF-16'"); /* only for a new file */
+    if (rc == CDM_OK && (v = cdm__rget(r, "LockingMode"))) {
+        snprintf(sql, sizeof sql, "PRAGMA locking_mode=%s", v);
+        rc = sq_run(db, sql);
+    }
+    if (rc == CDM_OK && (v = cdm__rget(r, "JournalMode"))) {
+        snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", v);
+        rc = sq_run(db, sql);
+    }
+    if (rc == CDM_OK && (v = cdm__rget(r, "Synchronous"))) {
+        snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", v);
+        rc = sq_run(db, sql);
+    }
+    if (rc == CDM_OK)
+        rc = sq_run(db, cdm__rget_bool(r, "ForeignKeys") ?
+                    "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF");
+    /* Opening does not read the file; this does, so a file that is not a
+     * database fails here rather than at the first query. */
+    if (rc == CDM_OK)
+        rc = sq_run(db, "PRAGMA schema_version");
+    if (rc != CDM_OK) {
+        if (rc != CDM_ERR_NOMEM) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", cdm_errmsg());
+            rc = cdm__fail(CDM_ERR_CONNECT, "%s: cannot open '%s': %s",
+                           r->where, path, why);
+        }
+        goto fail;
+    }
+    free(path);
+    *out = db;
+    return CDM_OK;
+fail:
+    sqlite3_close_v2(db);
+    free(path);
+    return rc;
+}
+
+static void sq_close(void *dc)
+{
+    sqlite3_close_v2(dc);
+}
+
+static int bind_all(sqlite3 *db, sqlite3_stmt *st, const char *const *params,
+                    size_t n)
+{
+    int want = sqlite3_bind_parameter_count(st);
+
+    if ((size_t)want != n)
+        return cdm__fail(CDM_ERR_INVALID,
+                         "the statement has %d parameter%s, %zu given", want,
+                         want == 1 ? "" : "s", n);
+    for (size_t i = 0; i < n; i++) {
+        /* SQLITE_STATIC: the caller's strings outlive the statement. */
+        int rc = params[i] ?
+                 sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_STATIC) :
+                 sqlite3_bind_null(st, (int)i + 1);
+        if (rc != SQLITE_OK)
+            return sq_fail(db, rc);
+    }
+    return CDM_OK;
+}
+
+/* True if `sql` holds nothing but blanks and comments. */
+static bool only_blanks(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    const char *p = sql;
+
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
+        p++;
+    if (!*p)
+        return true;
+    if (sqlite3_prepare_v2(db, p, -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_finalize(st);
+    return st == NULL;
+}
+
+/* Prepares the one statement of `sql`, refusing empty text and a second
+ * statement (which would silently not run). */
+static int prepare_one(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    sqlite3_stmt *st = NULL;
+    const char *tail;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+
+    if (rc != SQLITE_OK)
+        return sq_fail(db, rc);
+    if (!st)
+        return cdm__fail(CDM_ERR_INVALID, "the SQL text holds no statement");
+    if (!only_blanks(db, tail)) {
+        sqlite3_finalize(st);
+        return cdm__fail(CDM_ERR_INVALID,
+                         "the SQL text holds more than one statement; run "
+                         "them one by one (or with cdm_exec and no "
+                         "parameters)");
+    }
+    *out = st;
+    return CDM_OK;
+}
+
+static int step_all(sqlite3 *db, sqlite3_stmt *st, int64_t *affected)
+{
+    sqlite3_int64 before = sqlite3_total_changes64(db);
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE)
+        return sq_fail(db, rc);
+    /* sqlite3_changes() keeps the count of the last INSERT, UPDATE or
+     * DELETE, even across other statements: count only if this one
+     * changed something. */
+    if (sqlite3_total_changes64(db) != before)
+        *affected += sqlite3_changes64(db);
+    return CDM_OK;
+}
+
+static int sq_exec(void *dc, const char *sql, const char *const *params,
+                   size_t n, int64_t *affected)
+{
+    sqlite3 *db = dc;
+    sqlite3_stmt *st;
+    const char *tail = sql;
+    int rc = CDM_OK;
+
+    *affected = 0;
+    if (n) {
+        if ((rc = prepare_one(db, sql, &st)) != CDM_OK)
+            return rc;
+        if ((rc = bind_all(db, st, params, n)) == CDM_OK)
+            rc = step_all(db, st, affected);
+        sqlite3_finalize(st);
+        return rc;
+    }
+    /* No parameters: a script of several statements, run in order. */
+    while (rc == CDM_OK && *tail) {
+        int src = sqlite3_prepare_v2(db, tail, -1, &st, &tail);
+        if (src != SQLITE_OK)
+            return sq_fail(db, src);
+        if (!st)
+            break; /* only blanks and comments were left */
+        if ((rc = bind_all(db, st, NULL, 0)) == CDM_OK)
+            rc = step_all(db, st, affected);
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+static int add_value(cdm_result *res, sqlite3_stmt *st, int col)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b;
+    char *p;
+    int n;
+
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_NULL:
+        return CDM_OK;
+    case SQLITE_BLOB:
+        /* Text results cannot carry NUL bytes: blobs come as "\x" + hex,
+         * the way PostgreSQL prints bytea. */
+        b = sqlite3_column_blob(st, col);
+        n = sqlite3_column_bytes(st, col);
+        if (!(p = malloc(2 * (size_t)n + 3)))
+            return cdm__nomem();
+        p[0] = '\\';
+        p[1] = 'x';
+        for (int i = 0; i < n; i++) {
+            p[2 + 2 * i] = hex[b[i] >> 4];
+            p[3 + 2 * i] = hex[b[i] & 15];
+        }
+        p[2 + 2 * n] = '\0';
+        cdm__result_set_owned(res, (size_t)col, p);
+        return CDM_OK;
+    default:
+        b = sqlite3_column_text(st, col);
+        if (!b)
+            return cdm__nomem();
+        return cdm__result_set(res, (size_t)col, (const char *)b,
+                               (size_t)sqlite3_column_bytes(st, col));
+    }
+}
+
+static int sq_query(void *dc, const char *sql, const char *const *params,
+                    size_t n, cdm_result **out)
+{
+    sqlite3 *db = dc;
+    sqlite3_stmt *st;
+    cdm_result *res = NULL;
+    int ncols, rc, src;
+
+    if ((rc = prepare_one(db, sql, &st)) != CDM_OK)
+        return rc;
+    if ((rc = bind_all(db, st, params, n)) != CDM_OK)
+        goto out;
+    ncols = sqlite3_column_count(st);
+    if ((rc = cdm__result_new((size_t)ncols, &res)) != CDM_OK)
+        goto out;
+    for (int i = 0; i < ncols && rc == CDM_OK; i++)
+        rc = cdm__result_set_colname(res, (size_t)i, sqlite3_column_name(st, i));
+    while (rc == CDM_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = cdm__result_add_row(res);
+        for (int i = 0; i < ncols && rc == CDM_OK; i++)
+            rc = add_value(res, st, i);
+    }
+    if (rc == CDM_OK && src != SQLITE_DONE)
+        rc = sq_fail(db, src);
+out:
+    sqlite3_finalize(st);
+    if (rc != CDM_OK) {
+        cdm_result_free(res);
+        return rc;
+    }
+    *out = res;
+    return CDM_OK;
+}
+
+static int sq_begin(void *dc)
+{
+    return sq_run(dc, "BEGIN");
+}
+
+static int sq_commit(void *dc)
+{
+    return sq_run(dc, "COMMIT");
+}
+
+static int sq_rollback(void *dc)
+{
+    return sq_run(dc, "ROLLBACK");
+}
+
+static int sq_in_transaction(void *dc)
+{
+    return !sqlite3_get_autocommit(dc);
+}
+
+static int sq_alive(void *dc)
+{
+    /* An open sqlite3 handle has no peer that can go away. */
+    (void)dc;
+    return CDM_OK;
+}
+
+static int sq_ping(void *dc)
+{
+    return sq_run(dc, "SELECT 1") == CDM_OK ? CDM_OK :
+           cdm__fail(CDM_ERR_BROKEN, "SQLite: %s", sqlite3_errmsg(dc));
+}
+
+static void *sq_handle(void *dc)
+{
+    return dc;
+}
+#endif /* HAVE_SQLITE */
+
+const struct cdm_driver cdm__driver_sqlite = {
+    .id = "SQLite",
+    .aliases = sqlite_aliases,
+    .params = sqlite_params,
+    .configure_flag = "--with-sqlite",
+#if HAVE_SQLITE
+    .connect = sq_connect,
+    .close = sq_close,
+    .exec = sq_exec,
+    .query = sq_query,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .in_transaction = sq_in_transaction,
+    .alive = sq_alive,
+    .ping = sq_ping,
+    .handle = sq_handle,
+#endif
+};

@@ -1,0 +1,65 @@
+/*
+ * error.c - status code texts and the per-thread detail message.
+ */
+#include "cdm_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Big enough for a path, a definition, a key and a database message; longer
+ * messages are cut, never overrun. */
+#define CDM_MSG_MAX 2048
+
+static _Thread_local char msg[CDM_MSG_MAX];
+
+const char *cdm_strerror(int status)
+{
+    switch (status) {
+#define CDM_STATUS_TEXT_(name, value, text) case name: return text;
+    CDM_STATUS_MAP(CDM_STATUS_TEXT_)
+#undef CDM_STATUS_TEXT_
+    }
+    return "unknown status";
+}
+
+const char *cdm_errmsg(void)
+{
+    return msg;
+}
+
+int cdm__vfail(int status, const char *fmt, va_list ap)
+{
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return status;
+}
+
+int cdm__fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cdm__vfail(status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int cdm__nomem(void)
+{
+    /* No formatting: this must work when nothing can be allocated. */
+    strcpy(msg, "out of memory");
+    return CDM_ERR_NOMEM;
+}
+
+void cdm__errprefix(const char *fmt, ...)
+{
+    char old[CDM_MSG_MAX];
+    va_list ap;
+    int n;
+
+    memcpy(old, msg, sizeof old);
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, "%s", old);
+}

@@ -1,0 +1,172 @@
+/*
+ * str.c - small string helpers: copies, case-insensitive comparison, edit
+ * distance for "did you mean", and a growable buffer.
+ */
+#include "cdm_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+char *cdm__strdup(const char *s)
+{
+    return s ? cdm__strndup(s, strlen(s)) : NULL;
+}
+
+char *cdm__strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+char *cdm__asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !(p = malloc((size_t)n + 1)))
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+bool cdm__streq_nocase(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}
+
+size_t cdm__distance(const char *a, const char *b, size_t limit)
+{
+    /* Levenshtein over two rows; keys are short (bounded by 64 here). */
+    size_t la = strlen(a), lb = strlen(b), row[65], prev, i, j;
+
+    if (la > 64 || lb > 64)
+        return limit + 1;
+    for (j = 0; j <= lb; j++)
+        row[j] = j;
+    for (i = 1; i <= la; i++) {
+        prev = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t cost = tolower((unsigned char)a[i - 1]) !=
+                          tolower((unsigned char)b[j - 1]);
+            size_t best = prev + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            prev = row[j];
+            row[j] = best;
+        }
+    }
+    return row[lb] > limit ? limit + 1 : row[lb];
+}
+
+void cdm__trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t' || **s == '\r')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' ||
+                  (*s)[*n - 1] == '\r'))
+        (*n)--;
+}
+
+void cdm__buf_add(struct cdm_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        char *p;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (!(p = realloc(b->s, cap))) {
+            b->failed = true;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void cdm__buf_adds(struct cdm_buf *b, const char *s)
+{
+    cdm__buf_add(b, s, strlen(s));
+}
+
+void cdm__buf_addf(struct cdm_buf *b, const char *fmt, ...)
+{
+    char small[256], *p = small;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if ((size_t)n >= sizeof small) {
+        if (!(p = malloc((size_t)n + 1))) {
+            b->failed = true;
+            return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    cdm__buf_add(b, p, (size_t)n);
+    if (p != small)
+        free(p);
+}
+
+void cdm__buf_free(struct cdm_buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+char *cdm__buf_take(struct cdm_buf *b)
+{
+    char *s = b->failed ? NULL : b->s;
+
+    if (b->failed)
+        free(b->s);
+    else if (!s)
+        s = cdm__strdup("");
+    memset(b, 0, sizeof *b);
+    return s;
+}
+
+void cdm_free(void *p)
+{
+    free(p);
+}
+
+void cdm_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}

@@ -1,0 +1,59 @@
+/*
+ * testutil.h - helpers shared by the Check suites: fixture paths, files
+ * written into a scratch directory, a log callback that records messages.
+ */
+#ifndef CDM_TESTUTIL_H
+#define CDM_TESTUTIL_H
+
+#include <check.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <cdm.h>
+
+/* Absolute path of a fixture, e.g. tu_fixture("good/basic.ini").  Static
+ * buffer, overwritten by the next call. */
+const char *tu_fixture(const char *rel);
+
+/* A fresh scratch directory (removed with tu_rmtree). */
+char *tu_tmpdir(void);
+void tu_rmtree(char *dir);   /* removes and frees */
+
+/* Writes `content` to dir/name with `mode`; returns the malloc'd path. */
+char *tu_write(const char *dir, const char *name, const char *content,
+               mode_t mode);
+/* Same with `len` bytes (may hold NUL bytes). */
+char *tu_write_bytes(const char *dir, const char *name, const void *content,
+                     size_t len, mode_t mode);
+
+/* Records log messages; install with cdm_manager_set_log(m, tu_log_fn, &log). */
+#define TU_LOG_MAX 64
+struct tu_log {
+    pthread_mutex_t lock;
+    int n;
+    int levels[TU_LOG_MAX];
+    char lines[TU_LOG_MAX][1024];
+};
+void tu_log_init(struct tu_log *log);
+void tu_log_fn(int level, const char *message, void *user);
+/* How many recorded messages contain `needle`. */
+int tu_log_count(struct tu_log *log, const char *needle);
+
+/* Asserts that `status` is `want`, printing cdm_errmsg() when not. */
+#define ck_status(status, want)                                              \
+    do {                                                                     \
+        int ck_s_ = (status), ck_w_ = (want);                                \
+        ck_assert_msg(ck_s_ == ck_w_, "%s: got %s (%d), want %s (%d): %s",   \
+                      #status, cdm_strerror(ck_s_), ck_s_,                   \
+                      cdm_strerror(ck_w_), ck_w_, cdm_errmsg());             \
+    } while (0)
+
+/* Asserts that cdm_errmsg() contains `needle`. */
+#define ck_errmsg_has(needle)                                                \
+    ck_assert_msg(strstr(cdm_errmsg(), (needle)) != NULL,                    \
+                  "errmsg '%s' lacks '%s'", cdm_errmsg(), (needle))
+
+/* Runs the suite and returns the process exit status. */
+int tu_run(Suite *s);
+
+#endif
