@@ -15,6 +15,15 @@ make -s -j"$jobs" check WARN_CFLAGS="-Wall -Wextra -Werror" || {
     exit 1
 }
 make -s check-valgrind
+# A program written only against DESIGN.md's names, built with pkg-config
+# against a staged install.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+make -s install prefix="$stage" >/dev/null
+PKG_CONFIG_PATH="$stage/lib/pkgconfig" sh -c \
+    'cc -Wall -Wextra -Werror -o "$1/design_names" tests/design_names.c \
+        $(pkg-config --define-prefix --cflags --libs cdm)' sh "$stage"
+LD_LIBRARY_PATH="$stage/lib" "$stage/design_names"
 make -s -j"$jobs" distcheck \
     DISTCHECK_CONFIGURE_FLAGS="CC=clang WARN_CFLAGS='-Wall -Wextra -Werror'" >/dev/null
 # Check's own totals, summed over the suites, as one closing line.
