@@ -260,8 +260,9 @@ CDM_EXPORT void cdm_disconnect(cdm_conn *c);
 
 /* Runs a statement with `nparams` `?` parameters bound as text (a NULL
  * entry binds SQL NULL).  With no parameters `sql` may hold several
- * statements, run in order.  `affected` (may be NULL) gets the rows
- * changed.  CDM_ERR_INVALID when the parameter count does not match,
+ * statements, run in order; the first failure stops the script and the
+ * statements before it stay done (wrap it in cdm_begin/cdm_commit to make
+ * it all or nothing).  `affected` (may be NULL) gets the rows changed.  CDM_ERR_INVALID when the parameter count does not match,
  * CDM_ERR_QUERY with the database's message when it fails,
  * CDM_ERR_BROKEN when the connection is lost. */
 CDM_EXPORT int cdm_exec(cdm_conn *c, const char *sql,

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -30,6 +31,10 @@
 int cdm__fail(int status, const char *fmt, ...) CDM_PRINTF(2, 3);
 int cdm__vfail(int status, const char *fmt, va_list ap);
 int cdm__nomem(void);
+/* Size of the per-thread message, for saving and restoring it. */
+#define CDM_MSG_MAX 2048
+void cdm__errmsg_save(char buf[CDM_MSG_MAX]);
+void cdm__errmsg_restore(const char buf[CDM_MSG_MAX]);
 /* Puts text in front of this thread's message (error paths only). */
 void cdm__errprefix(const char *fmt, ...) CDM_PRINTF(1, 2);
 
@@ -186,7 +191,8 @@ void cdm__ini_free(struct cdm_ini *ini);
 struct cdm_source {
     char *path;   /* as given to load_file, for messages and reload */
     char *dir;    /* absolute directory, for relative SQLite paths */
-    unsigned refs;
+    atomic_uint refs;  /* shared by definitions and resolved copies that
+                        * live in different threads */
 };
 
 struct cdm_kv {
@@ -210,7 +216,8 @@ struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key);
 /* Sets (or adds) a key; value NULL removes it. */
 int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line);
 struct cdm_def *cdm__def_clone(const struct cdm_def *d);
-/* "path:line: definition 'X'" or "definition 'X'" into buf. */
+/* "path:line: definition 'X'" (the key's line, else the section's) or
+ * "definition 'X'" for a private one or a value set at run time. */
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size);
 /* Checks the values the definition sets itself.  Unknown keys and (when
@@ -231,7 +238,8 @@ struct cdm_rkv {
     char *value;
     const char *dir;  /* directory of the file that set it, or NULL */
     const char *path; /* that file, for messages, or NULL */
-    int line;
+    int line;         /* 0 when set at run time */
+    char *from;       /* the parent definition that set it, NULL if own */
 };
 
 struct cdm_resolved {
@@ -259,7 +267,11 @@ const struct cdm_rkv *cdm__rfind(const struct cdm_resolved *r, const char *key);
 /* Typed reads of values already checked by resolve. */
 long long cdm__rget_int(const struct cdm_resolved *r, const char *key);
 bool cdm__rget_bool(const struct cdm_resolved *r, const char *key);
-/* Expands $(VAR) in one value; `where` prefixes errors. */
+/* "file:line: definition 'X' (inherited from 'P')" for a resolved value. */
+void cdm__rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
+                    char *buf, size_t size);
+/* Expands $(VAR) in one value; `where` prefixes errors, which never quote
+ * the value of a secret or unknown key. */
 int cdm__expand(const char *value, const char *where, const char *key,
                 char **out);
 

@@ -14,7 +14,7 @@
 
 void cdm__source_release(struct cdm_source *s)
 {
-    if (s && --s->refs == 0) {
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
         free(s->path);
         free(s->dir);
         free(s);
@@ -31,7 +31,7 @@ struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line)
     }
     d->src = src;
     if (src)
-        src->refs++;
+        atomic_fetch_add(&src->refs, 1);
     d->line = line;
     return d;
 }
@@ -124,9 +124,9 @@ struct cdm_def *cdm__def_clone(const struct cdm_def *d)
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size)
 {
-    int line = kv && kv->line ? kv->line : d->line;
+    int line = kv ? kv->line : d->line;
 
-    if (d->src)
+    if (d->src && line > 0)
         snprintf(buf, size, "%s:%d: definition '%s'", d->src->path, line,
                  d->name);
     else
@@ -142,7 +142,8 @@ bool cdm__name_valid(const char *name)
         name[0] == ';' || name[0] == '#')
         return false;
     for (const char *p = name; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '[' || *p == ']')
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '[' || *p == ']' ||
+            *p == ':')
             return false;
     return true;
 }
@@ -170,8 +171,12 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
                        void *ctx)
 {
     const struct cdm_driver *drv = own_driver(d);
-    char where[512];
+    char where[512], saved[CDM_MSG_MAX];
     int first = CDM_OK;
+
+    /* Warnings must not replace the message of the caller's last failure. */
+    if (!strict)
+        cdm__errmsg_save(saved);
 
     for (size_t i = 0; i < d->nkv; i++) {
         const struct cdm_kv *kv = &d->kv[i];
@@ -179,8 +184,16 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
         int rc;
 
         cdm__def_where(d, kv, where, sizeof where);
-        if (!spec && drv)
-            spec = cdm__param_find(NULL, kv->key);
+        if (!spec && drv && cdm__param_find(NULL, kv->key)) {
+            /* Another driver's key (Port in a SQLite definition): unused,
+             * so neither checked here nor at connect. */
+            char text[768];
+            snprintf(text, sizeof text, "%s: %s is not used by driver %s",
+                     where, kv->key, drv->id);
+            if (warn)
+                warn(ctx, text);
+            continue;
+        }
         if (!spec) {
             /* Kept, so a newer cdm or another tool can use it; the value
              * is never shown (a misspelt Password key would leak it). */
@@ -210,6 +223,8 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
         if (first == CDM_OK)
             first = rc;
     }
+    if (!strict)
+        cdm__errmsg_restore(saved);
     return first;
 }
 
@@ -222,6 +237,7 @@ void cdm__resolved_free(struct cdm_resolved *r)
     for (size_t i = 0; i < r->nkv; i++) {
         free(r->kv[i].key);
         free(r->kv[i].value);
+        free(r->kv[i].from);
     }
     for (size_t i = 0; i < r->nsrcs; i++)
         cdm__source_release(r->srcs[i]);
@@ -288,7 +304,7 @@ static int hold_source(struct cdm_resolved *r, struct cdm_source *s)
         return cdm__nomem();
     r->srcs = p;
     p[r->nsrcs++] = s;
-    s->refs++;
+    atomic_fetch_add(&s->refs, 1);
     return CDM_OK;
 }
 
@@ -355,10 +371,12 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
             rk = &r->kv[r->nkv];
             if (!(rk->key = cdm__strdup(kv->key)) ||
                 !(rk->value = cdm__strdup(kv->value)) ||
+                (i > 0 && !(rk->from = cdm__strdup(d->name))) ||
                 (d->src && hold_source(r, d->src) != CDM_OK)) {
                 free(rk->key);
                 free(rk->value);
-                rk->key = rk->value = NULL;
+                free(rk->from);
+                rk->key = rk->value = rk->from = NULL;
                 cdm__resolved_free(r);
                 return cdm__nomem();
             }
@@ -398,14 +416,21 @@ int cdm__expand(const char *value, const char *where, const char *key,
         cdm__buf_add(&b, p, (size_t)(start - p));
         if (!(end = strchr(start + 2, ')'))) {
             cdm__buf_free(&b);
-            return cdm__fail(CDM_ERR_INVALID, "%s: %s: '$(' without ')'",
-                             where, key);
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s: '$(' without ')' "
+                             "(write '$$(' for a literal '$(')", where, key);
         }
         n = (size_t)(end - start - 2);
         if (n == 0 || n >= sizeof var ||
             strspn(start + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                               "0123456789_") != n) {
+            const struct cdm_param_spec *spec = cdm__param_find(NULL, key);
             cdm__buf_free(&b);
+            /* "Sup3r$(ecret)" is a password, not a variable: never quoted. */
+            if (!spec || (spec->flags & CDM_PF_SECRET))
+                return cdm__fail(CDM_ERR_INVALID,
+                                 "%s: %s: '$(' not followed by a variable "
+                                 "name and ')' (write '$$(' for a literal "
+                                 "'$(')", where, key);
             return cdm__fail(CDM_ERR_INVALID,
                              "%s: %s: '$(%.*s)' is not a variable name",
                              where, key, (int)(n < 64 ? n : 64), start + 2);
@@ -428,14 +453,18 @@ int cdm__expand(const char *value, const char *where, const char *key,
 
 /* "file:line: definition 'X'" for a resolved value: the line that set it,
  * which may be in a parent definition, named too. */
-static void rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
-                      char *buf, size_t size)
+void cdm__rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
+                    char *buf, size_t size)
 {
-    if (kv->path)
-        snprintf(buf, size, "%s:%d: definition '%s'", kv->path, kv->line,
-                 r->name);
+    char from[300] = "";
+
+    if (kv->from)
+        snprintf(from, sizeof from, " (inherited from '%s')", kv->from);
+    if (kv->path && kv->line > 0)
+        snprintf(buf, size, "%s:%d: definition '%s'%s", kv->path, kv->line,
+                 r->name, from);
     else
-        snprintf(buf, size, "definition '%s'", r->name);
+        snprintf(buf, size, "definition '%s'%s", r->name, from);
 }
 
 int cdm__resolve_finish(struct cdm_resolved *r)
@@ -449,7 +478,7 @@ int cdm__resolve_finish(struct cdm_resolved *r)
         char *v;
         if (!strchr(r->kv[i].value, '$'))
             continue;
-        rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
+        cdm__rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
         if ((rc = cdm__expand(r->kv[i].value, kwhere, r->kv[i].key, &v)))
             return rc;
         free(r->kv[i].value);
@@ -460,7 +489,7 @@ int cdm__resolve_finish(struct cdm_resolved *r)
         return cdm__fail(CDM_ERR_INVALID,
                          "%s: DriverID is not set (PG, MySQL or SQLite)", where);
     if (!(r->drv = cdm__driver_find(drv_kv->value))) {
-        rkv_where(r, drv_kv, kwhere, sizeof kwhere);
+        cdm__rkv_where(r, drv_kv, kwhere, sizeof kwhere);
         return cdm__fail(CDM_ERR_DRIVER,
                          "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
                          "and SQLite)", kwhere, drv_kv->value);
@@ -483,7 +512,7 @@ int cdm__resolve_finish(struct cdm_resolved *r)
         const struct cdm_param_spec *spec = cdm__param_find(r->drv, r->kv[i].key);
         if (!spec)
             continue;
-        rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
+        cdm__rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
         if ((rc = cdm__param_check(spec, kwhere, r->kv[i].key,
                                    r->kv[i].value)) != CDM_OK)
             return rc;

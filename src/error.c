@@ -6,10 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Big enough for a path, a definition, a key and a database message; longer
- * messages are cut, never overrun. */
-#define CDM_MSG_MAX 2048
-
+/* CDM_MSG_MAX is big enough for a path, a definition, a key and a database
+ * message; longer messages are cut, never overrun. */
 static _Thread_local char msg[CDM_MSG_MAX];
 
 const char *cdm_strerror(int status)
@@ -41,6 +39,16 @@ int cdm__fail(int status, const char *fmt, ...)
     cdm__vfail(status, fmt, ap);
     va_end(ap);
     return status;
+}
+
+void cdm__errmsg_save(char buf[CDM_MSG_MAX])
+{
+    memcpy(buf, msg, CDM_MSG_MAX);
+}
+
+void cdm__errmsg_restore(const char buf[CDM_MSG_MAX])
+{
+    memcpy(msg, buf, CDM_MSG_MAX);
 }
 
 int cdm__nomem(void)

@@ -33,6 +33,10 @@
  * image, /dev/zero) from eating memory. */
 #define INI_MAX_SIZE (16u << 20)
 
+/* iniparser 4.1 reads lines into 1024 bytes: 1022 characters, the
+ * newline and the terminating NUL. */
+#define INI_LINE_MAX 1022
+
 static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Guarded by ini_lock: the first error iniparser reported during a load. */
 static char ini_error[512];
@@ -232,17 +236,22 @@ static int scan_line(struct cdm_ini *ini, int line, const char *s, size_t n)
             return syntax(ini, line, "empty section name");
         if (memchr(name, '[', nn) || memchr(name, ']', nn))
             return syntax(ini, line, "'[' or ']' inside a section name");
+        /* iniparser stores keys as "section:key"; a ':' would collide. */
+        if (memchr(name, ':', nn))
+            return syntax(ini, line, "':' inside a section name");
         return add_section(ini, name, nn, line);
     }
+    /* The line is not quoted back: it may be a password missing its key. */
     if (!(eq = memchr(s, '=', n)))
         return syntax(ini, line,
-                      "expected 'Key=Value', '[Name]' or a comment, got '%.40s'",
-                      s);
+                      "expected 'Key=Value', '[Name]' or a comment");
     key = s;
     klen = (size_t)(eq - s);
     cdm__trim(&key, &klen);
     if (klen == 0)
         return syntax(ini, line, "missing key name before '='");
+    if (memchr(key, ':', klen))
+        return syntax(ini, line, "':' inside key name %.*s", (int)klen, key);
     if (ini->nsections == 0)
         return syntax(ini, line,
                       "key %.*s is outside any section; add a [Name] line "
@@ -275,16 +284,33 @@ static int scan(struct cdm_ini *ini, const char *buf, size_t len)
             rc = syntax(ini, line, "NUL byte in line");
             break;
         }
+        /* iniparser's buffer holds 1023 bytes with the newline. */
+        if (n > INI_LINE_MAX) {
+            rc = syntax(ini, line, "line longer than %d characters "
+                        "(iniparser's limit)", INI_LINE_MAX);
+            break;
+        }
         if (!logical.len)
             start = line;
         cdm__trim(&t, &tn);
-        if (tn && t[tn - 1] == '\\' && pos < len) {
+        if (tn && t[tn - 1] == '\\') {
+            bool first = logical.len == 0;
+            /* iniparser joins the next line to this one; at the end of
+             * the file it silently drops the line instead. */
+            if (pos >= len) {
+                rc = syntax(ini, line, "line ends with '\\' (which joins "
+                            "the next line) but the file ends here");
+                break;
+            }
             cdm__buf_add(&logical, t, tn - 1);
-            if (!logical.failed && tn > 0 &&
-                (t[0] == ';' || t[0] == '#') && logical.len == tn - 1)
+            if (first && (t[0] == ';' || t[0] == '#'))
                 rc = warn(ini, line,
                           "comment ends with '\\', so line %d is joined "
                           "to it and ignored", line + 1);
+            else if (first && t[0] != '[')
+                rc = warn(ini, line,
+                          "line ends with '\\', so line %d is joined to "
+                          "this value", line + 1);
             continue;
         }
         cdm__buf_add(&logical, s, n);

@@ -160,10 +160,14 @@ cdm_manager *cdm_manager_default(void)
     pthread_mutex_lock(&default_lock);
     if (!(m = atomic_load_explicit(&default_manager, memory_order_relaxed)) &&
         cdm_manager_new(&m) == CDM_OK) {
+        char saved[CDM_MSG_MAX];
+        /* Not this call's failure: kept for the connect that needs it. */
+        cdm__errmsg_save(saved);
         path = getenv("CDM_CONNECTION_DEFS");
         if (path && *path && cdm_manager_load_file(m, path) != CDM_OK)
             m->autoload_error = cdm__asprintf("$CDM_CONNECTION_DEFS: %s",
                                               cdm_errmsg());
+        cdm__errmsg_restore(saved);
         atomic_store_explicit(&default_manager, m, memory_order_release);
     }
     pthread_mutex_unlock(&default_lock);
@@ -536,10 +540,12 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
         else if (kv)
             drv = cdm__driver_find(kv->value);
         spec = cdm__param_find(drv, key);
-        if (!spec && drv)
-            spec = cdm__param_find(NULL, key);
-        cdm__def_where(d, cdm__def_find(d, key), where, sizeof where);
-        if (!spec) {
+        /* The value comes from the caller, not from a line of the file. */
+        snprintf(where, sizeof where, "definition '%s'", d->name);
+        if (!spec && drv && cdm__param_find(NULL, key)) {
+            hint_text = cdm__asprintf("%s: %s is not used by driver %s", where,
+                                      key, drv->id);
+        } else if (!spec) {
             const char *hint = cdm__param_suggest(key);
             hint_text = hint ? cdm__asprintf("%s: unknown key %s (did you mean %s?)",
                                              where, key, hint)
@@ -636,11 +642,7 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
     if (!(kv = cdm__rfind(r, key))) {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "%s: %.64s is not set", r->where, key);
     } else {
-        if (kv->path)
-            snprintf(where, sizeof where, "%s:%d: definition '%s'", kv->path,
-                     kv->line, r->name);
-        else
-            snprintf(where, sizeof where, "definition '%s'", r->name);
+        cdm__rkv_where(r, kv, where, sizeof where);
         rc = cdm__expand(kv->value, where, kv->key, value);
     }
     cdm__resolved_free(r);

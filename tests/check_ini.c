@@ -1,13 +1,895 @@
-/* check_ini.c - placeholder */
+/* check_ini.c - reading definition files: syntax accepted and refused, errors with file:line, warnings, permissions, threads. */
 #include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-START_TEST(test_placeholder) { ck_assert_str_eq(cdm_strerror(CDM_OK), "success"); }
+#include <sys/stat.h>
+
+/* A NULL-terminated list of strings, for the helpers below. */
+#define LIST(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define NONE ((const char *const[]){ NULL })
+
+/* ------------------------------------------------------------- helpers */
+
+static cdm_manager *new_manager(void)
+{
+    cdm_manager *m = NULL;
+
+    ck_status(cdm_manager_new(&m), CDM_OK);
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+static size_t def_count(cdm_manager *m)
+{
+    char **names = NULL;
+    size_t n = 12345;
+
+    ck_status(cdm_manager_def_names(m, &names, &n), CDM_OK);
+    cdm_strv_free(names);
+    return n;
+}
+
+/* The manager holds exactly the names `want`, as written and in order. */
+static void assert_names(cdm_manager *m, const char *const *want)
+{
+    char **names = NULL;
+    size_t n = 12345, nwant = 0;
+
+    while (want[nwant])
+        nwant++;
+    ck_status(cdm_manager_def_names(m, &names, &n), CDM_OK);
+    ck_assert_uint_eq(n, nwant);
+    for (size_t i = 0; i < nwant; i++)
+        ck_assert_str_eq(names[i], want[i]);
+    ck_assert_ptr_null(names[n]);
+    cdm_strv_free(names);
+}
+
+static void assert_param(cdm_manager *m, const char *name, const char *key,
+                         const char *want)
+{
+    char *value = NULL;
+
+    ck_status(cdm_manager_get_param(m, name, key, &value), CDM_OK);
+    ck_assert_ptr_nonnull(value);
+    ck_assert_str_eq(value, want);
+    cdm_free(value);
+}
+
+static void load_ok(cdm_manager *m, const char *fixture)
+{
+    ck_status(cdm_manager_load_file(m, tu_fixture(fixture)), CDM_OK);
+}
+
+/* True if one recorded message contains both `a` and `b`. */
+static bool log_line_has(struct tu_log *log, const char *a, const char *b)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&log->lock);
+    for (int i = 0; i < log->n && !found; i++)
+        found = strstr(log->lines[i], a) && strstr(log->lines[i], b);
+    pthread_mutex_unlock(&log->lock);
+    return found;
+}
+
+/*
+ * Loads good/ini_order_1.ini (One_A, One_B) and then `path`, which must
+ * fail with `want`.  cdm_errmsg() must hold every string in `needles` and
+ * none in `forbidden`.  Afterwards the manager must be as it was: the same
+ * two names, none of `absent`.
+ */
+static void assert_load_fails(const char *path, int want,
+                              const char *const *needles,
+                              const char *const *forbidden,
+                              const char *const *absent)
+{
+    char *p = strdup(path);   /* tu_fixture's buffer is reused below */
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_order_1.ini");
+    ck_status(cdm_manager_load_file(m, p), want);
+    for (size_t i = 0; needles[i]; i++)
+        ck_errmsg_has(needles[i]);
+    for (size_t i = 0; forbidden[i]; i++)
+        ck_assert_msg(!strstr(cdm_errmsg(), forbidden[i]),
+                      "errmsg '%s' should not contain '%s'", cdm_errmsg(),
+                      forbidden[i]);
+    assert_names(m, LIST("One_A", "One_B"));
+    for (size_t i = 0; absent[i]; i++)
+        ck_assert_msg(!cdm_manager_has_def(m, absent[i]),
+                      "'%s' was loaded from a failing file", absent[i]);
+    ck_assert(cdm_manager_has_def(m, "One_A"));
+    cdm_manager_free(m);
+    free(p);
+}
+
+/* ------------------------------------------------------ good files */
+
+START_TEST(test_names_as_written_in_file_order)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_basic.ini");
+    assert_names(m, LIST("Zeta_Main", "alpha", "Demo"));
+    cdm_manager_free(m);
+}
 END_TEST
+
+START_TEST(test_names_case_insensitive)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_basic.ini");
+    ck_assert(cdm_manager_has_def(m, "DEMO"));
+    ck_assert(cdm_manager_has_def(m, "demo"));
+    ck_assert(cdm_manager_has_def(m, "ALPHA"));
+    ck_assert(cdm_manager_has_def(m, "zeta_main"));
+    ck_assert(!cdm_manager_has_def(m, "Dem"));
+    ck_assert(!cdm_manager_has_def(m, "Demo "));
+    assert_param(m, "ZETA_MAIN", "DriverID", "SQLite");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_keys_case_insensitive)
+{
+    cdm_manager *m = new_manager();
+    char untouched[] = "untouched", *value = untouched;
+
+    load_ok(m, "good/ini_basic.ini");
+    assert_param(m, "Demo", "database", "demo.sqlite3");
+    assert_param(m, "Demo", "DATABASE", "demo.sqlite3");
+    assert_param(m, "demo", "driverid", "SQLite");
+    /* A key set nowhere is not found, and the out-parameter is untouched. */
+    ck_status(cdm_manager_get_param(m, "Demo", "Server", &value),
+              CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(value, "untouched");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_header_section_is_not_a_definition)
+{
+    cdm_manager *m = new_manager();
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "ini_header.ini",
+                          "[FDConnectionDefs.ini]\n"
+                          "Encoding=UTF8\n"
+                          "[Real]\n"
+                          "DriverID=SQLite\n"
+                          "Database=:memory:\n", 0600);
+
+    /* Any case: good/ini_syntax.ini spells it [fdconnectiondefs.INI]. */
+    load_ok(m, "good/ini_syntax.ini");
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    assert_names(m, LIST("Syntax", "Real"));
+    ck_assert(!cdm_manager_has_def(m, "FDConnectionDefs.ini"));
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_comments_blank_lines_and_inline_comments)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_syntax.ini");
+    assert_names(m, LIST("Syntax"));
+    /* Blanks around '=' and before the key do not matter. */
+    assert_param(m, "Syntax", "DriverID", "SQLite");
+    assert_param(m, "Syntax", "Database", ":memory:");
+    /* `Port = 5432 ; comment` and a tab before '#'. */
+    assert_param(m, "Syntax", "Port", "5432");
+    assert_param(m, "Syntax", "Server", "db.example.org");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_quoted_values_kept_verbatim)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_syntax.ini");
+    assert_param(m, "Syntax", "Password", "a;b#c");
+    assert_param(m, "Syntax", "User_Name", "  padded  ");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_empty_values)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_syntax.ini");
+    /* `Key=` and `Key=""` are set, to the empty string. */
+    assert_param(m, "Syntax", "ApplicationName", "");
+    assert_param(m, "Syntax", "CharacterSet", "");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_crlf_line_endings)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_crlf.ini");
+    assert_names(m, LIST("Crlf_Def", "Crlf_Two"));
+    assert_param(m, "Crlf_Def", "Database", ":memory:");
+    assert_param(m, "Crlf_Def", "ApplicationName", "quoted value");
+    assert_param(m, "Crlf_Two", "DriverID", "SQLite");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_utf8_bom_accepted)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_bom.ini");
+    /* The BOM is not part of the first name. */
+    assert_names(m, LIST("Bom_Def"));
+    assert_param(m, "Bom_Def", "Database", ":memory:");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_only_comments_and_empty_file)
+{
+    cdm_manager *m = new_manager();
+    char *dir = tu_tmpdir();
+    char *empty = tu_write(dir, "ini_empty.ini", "", 0600);
+
+    load_ok(m, "good/ini_only_comments.ini");
+    ck_assert_uint_eq(def_count(m), 0);
+    ck_assert(!cdm_manager_has_def(m, "Commented_Out"));
+    ck_status(cdm_manager_load_file(m, empty), CDM_OK);
+    ck_assert_uint_eq(def_count(m), 0);
+    /* Files without definitions do not stop later ones. */
+    load_ok(m, "good/ini_order_1.ini");
+    assert_names(m, LIST("One_A", "One_B"));
+    cdm_manager_free(m);
+    free(empty);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_two_files_keep_load_order)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_order_2.ini");
+    load_ok(m, "good/ini_order_1.ini");
+    assert_names(m, LIST("Two_A", "Two_B", "One_A", "One_B"));
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_long_line_within_limit)
+{
+    cdm_manager *m = new_manager();
+    char *dir = tu_tmpdir(), *path;
+    char value[1001], content[1200];
+
+    /* A 1009-character line is well inside iniparser's limit. */
+    memset(value, 'v', 1000);
+    value[1000] = '\0';
+    snprintf(content, sizeof content,
+             "[Long_Ok]\nDriverID=SQLite\nDatabase=%s\n", value);
+    path = tu_write(dir, "ini_long_ok.ini", content, 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    assert_param(m, "Long_Ok", "Database", value);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_clean_file_logs_nothing)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    load_ok(m, "good/ini_basic.ini");
+    ck_assert_msg(log.n == 0, "unexpected log: %s", log.lines[0]);
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------- bad files */
+
+START_TEST(test_section_repeated)
+{
+    assert_load_fails(tu_fixture("bad/ini_dup_section.ini"), CDM_ERR_PARSE,
+                      LIST("ini_dup_section.ini:5", "Dup_Demo",
+                           "repeated (first at line 2)"),
+                      NONE, LIST("Dup_Demo"));
+}
+END_TEST
+
+START_TEST(test_section_repeated_other_case)
+{
+    assert_load_fails(tu_fixture("bad/ini_dup_section_case.ini"),
+                      CDM_ERR_PARSE,
+                      LIST("ini_dup_section_case.ini:10", "DUP_ORDERS",
+                           "repeated (first at line 6)"),
+                      NONE, LIST("Dup_Other", "Dup_Orders"));
+}
+END_TEST
+
+START_TEST(test_nul_byte_in_line)
+{
+    static const char content[] =
+        "[Nul_Def]\nDriverID=SQLite\nDatabase=:mem\0ory:\nBusyTimeout=5\n";
+    char *dir = tu_tmpdir();
+    char *path = tu_write_bytes(dir, "ini_nul.ini", content,
+                                sizeof content - 1, 0600);
+
+    assert_load_fails(path, CDM_ERR_PARSE, LIST("ini_nul.ini:3", "NUL"),
+                      NONE, LIST("Nul_Def"));
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_key_before_any_section)
+{
+    assert_load_fails(tu_fixture("bad/ini_key_before_section.ini"),
+                      CDM_ERR_PARSE,
+                      LIST("ini_key_before_section.ini:2", "DriverID"),
+                      NONE, LIST("Orphan_After"));
+}
+END_TEST
+
+START_TEST(test_section_without_closing_bracket)
+{
+    assert_load_fails(tu_fixture("bad/ini_unclosed_section.ini"),
+                      CDM_ERR_PARSE, LIST("ini_unclosed_section.ini:6", "']'"),
+                      NONE, LIST("Before_Unclosed", "Unclosed", "[Unclosed"));
+}
+END_TEST
+
+START_TEST(test_empty_section_name)
+{
+    assert_load_fails(tu_fixture("bad/ini_empty_section.ini"),
+                      CDM_ERR_PARSE, LIST("ini_empty_section.ini:5", "empty"),
+                      NONE, LIST("Before_Empty"));
+}
+END_TEST
+
+START_TEST(test_line_without_equals)
+{
+    assert_load_fails(tu_fixture("bad/ini_garbage.ini"), CDM_ERR_PARSE,
+                      LIST("ini_garbage.ini:4"), NONE,
+                      LIST("Before_Garbage"));
+}
+END_TEST
+
+START_TEST(test_line_without_equals_hides_secret)
+{
+    /* "No message ever contains a password": a password line that lost
+     * its '=' must not be echoed. */
+    assert_load_fails(tu_fixture("bad/ini_secret_no_equals.ini"),
+                      CDM_ERR_PARSE, LIST("ini_secret_no_equals.ini:5"),
+                      LIST("Hunter2Secret"), LIST("Before_Secret"));
+}
+END_TEST
+
+START_TEST(test_value_without_key)
+{
+    assert_load_fails(tu_fixture("bad/ini_no_key.ini"), CDM_ERR_PARSE,
+                      LIST("ini_no_key.ini:4", "key"), NONE,
+                      LIST("Before_No_Key"));
+}
+END_TEST
+
+START_TEST(test_unterminated_quote)
+{
+    assert_load_fails(tu_fixture("bad/ini_unterminated_quote.ini"),
+                      CDM_ERR_PARSE,
+                      LIST("ini_unterminated_quote.ini:5", "Password"),
+                      LIST("Unclosed5ecret"), LIST("Before_Quote"));
+}
+END_TEST
+
+START_TEST(test_text_after_closing_quote)
+{
+    assert_load_fails(tu_fixture("bad/ini_text_after_quote.ini"),
+                      CDM_ERR_PARSE,
+                      LIST("ini_text_after_quote.ini:6", "Password"),
+                      LIST("Quoted5ecret", "TrailingJunk"),
+                      LIST("Before_After_Quote"));
+}
+END_TEST
+
+START_TEST(test_line_too_long)
+{
+    char *dir = tu_tmpdir(), *path;
+    char content[1300];
+    int n;
+
+    /* Line 3 holds 1109 characters, past iniparser's limit; iniparser
+     * finds this one, through a memory file. */
+    n = snprintf(content, sizeof content,
+                 "[Long_Def]\nDriverID=SQLite\nPassword=");
+    memset(content + n, 'x', 1100);
+    strcpy(content + n + 1100, "\nDatabase=:memory:\n");
+    path = tu_write(dir, "ini_long.ini", content, 0600);
+    assert_load_fails(path, CDM_ERR_PARSE, LIST("ini_long.ini:3: "),
+                      LIST("/proc/self", "xxxxxxxx"), LIST("Long_Def"));
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_colon_in_key_or_name)
+{
+    char *dir = tu_tmpdir(), *path;
+
+    /* iniparser stores "name:key": [x] a:b=1 and [x:a] b=2 would collide. */
+    path = tu_write(dir, "ini_colon_key.ini",
+                    "[Colon_Key]\nDriverID=SQLite\na:b=1\n", 0600);
+    assert_load_fails(path, CDM_ERR_PARSE,
+                      LIST("ini_colon_key.ini:3: ", "a:b"), LIST(NULL),
+                      LIST("Colon_Key"));
+    free(path);
+    path = tu_write(dir, "ini_colon_name.ini",
+                    "[Ok_Def]\nDriverID=SQLite\n[x:a]\nb=2\n", 0600);
+    assert_load_fails(path, CDM_ERR_PARSE, LIST("ini_colon_name.ini:3: "),
+                      LIST(NULL), LIST("Ok_Def"));
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_backslash_on_last_line)
+{
+    char *dir = tu_tmpdir(), *path;
+
+    /* iniparser would drop the line silently: refuse the file instead. */
+    path = tu_write(dir, "ini_last_backslash.ini",
+                    "[Last_Def]\nDriverID=SQLite\nDatabase=C:\\data\\\n", 0600);
+    assert_load_fails(path, CDM_ERR_PARSE,
+                      LIST("ini_last_backslash.ini:3: ", "file ends"),
+                      LIST(NULL), LIST("Last_Def"));
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_value_backslash_joins_next_line_warns)
+{
+    char *dir = tu_tmpdir(), *path;
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    path = tu_write(dir, "ini_value_backslash.ini",
+                    "[Join_Def]\nDatabase=C:\\data\\\nDriverID=SQLite\n", 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "ini_value_backslash.ini:2: "), 1);
+    ck_assert_int_eq(tu_log_count(&log, "line 3 is joined"), 1);
+    free(path);
+    cdm_manager_free(m);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_line_length_limit_exact)
+{
+    char *dir = tu_tmpdir(), *path, content[2200];
+    cdm_manager *m = new_manager();
+    int n;
+
+    /* 1022 characters load; 1023 do not (iniparser's 1024-byte buffer). */
+    n = snprintf(content, sizeof content, "[Edge_Def]\nDriverID=SQLite\nX=");
+    memset(content + n, 'y', 1020);
+    strcpy(content + n + 1020, "\n");
+    path = tu_write(dir, "ini_edge_ok.ini", content, 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    free(path);
+    content[n + 1020] = 'y';
+    strcpy(content + n + 1021, "\n");
+    path = tu_write(dir, "ini_edge_bad.ini", content, 0600);
+    assert_load_fails(path, CDM_ERR_PARSE, LIST("ini_edge_bad.ini:3: ", "1022"),
+                      LIST("yyyy"), LIST("Edge_Def"));
+    free(path);
+    cdm_manager_free(m);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    char *dir = tu_tmpdir(), path[4200];
+
+    snprintf(path, sizeof path, "%s/ini_missing.ini", dir);
+    assert_load_fails(path, CDM_ERR_IO, LIST(path, strerror(ENOENT)), NONE,
+                      NONE);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_directory_path)
+{
+    char *dir = tu_tmpdir();
+
+    assert_load_fails(dir, CDM_ERR_IO, LIST(dir), NONE, NONE);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* ----------------------------------------------- names across files */
+
+START_TEST(test_name_in_two_files)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_order_1.ini");
+    ck_status(cdm_manager_load_file(m, tu_fixture("good/ini_clash.ini")),
+              CDM_ERR_EXISTS);
+    ck_errmsg_has("ini_clash.ini:7");
+    ck_errmsg_has("ini_order_1.ini:6");
+    ck_errmsg_has("one_b");
+    assert_names(m, LIST("One_A", "One_B"));
+    ck_assert(!cdm_manager_has_def(m, "Clash_Fresh"));
+    assert_param(m, "one_b", "Database", ":memory:");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_same_file_twice)
+{
+    cdm_manager *m = new_manager();
+
+    load_ok(m, "good/ini_order_1.ini");
+    ck_status(cdm_manager_load_file(m, tu_fixture("good/ini_order_1.ini")),
+              CDM_ERR_EXISTS);
+    ck_errmsg_has("ini_order_1.ini:2");
+    ck_errmsg_has("One_A");
+    assert_names(m, LIST("One_A", "One_B"));
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------- warnings */
+
+START_TEST(test_repeated_key_warns_last_wins)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    load_ok(m, "good/ini_repeated_key.ini");
+    ck_assert_int_eq(tu_log_count(&log, "repeated"), 1);
+    ck_assert(log_line_has(&log, "ini_repeated_key.ini:6", "repeated"));
+    ck_assert(log_line_has(&log, "first at line 4", "Repeated"));
+    ck_assert_int_eq(log.levels[0], CDM_LOG_WARN);
+    assert_param(m, "Repeated", "Database", "second.sqlite3");
+    assert_param(m, "Repeated", "BusyTimeout", "100");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_value_cut_at_semicolon_warns)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "ini_cut.ini",
+                          "[Cut]\n"
+                          "DriverID=PG\n"
+                          "Database=app\n"
+                          "Password=Sekr3tHead;TailAfterSemi\n", 0600);
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.levels[0], CDM_LOG_WARN);
+    ck_assert(log_line_has(&log, "ini_cut.ini:4", "cut"));
+    ck_assert_int_eq(tu_log_count(&log, "Password"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "Sekr3tHead"), 0);
+    ck_assert_int_eq(tu_log_count(&log, "TailAfterSemi"), 0);
+    /* What the warning says: the rest is read as a comment. */
+    assert_param(m, "Cut", "Password", "Sekr3tHead");
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_comment_backslash_warns)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+    char *value = NULL;
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    load_ok(m, "good/ini_comment_backslash.ini");
+    ck_assert(log_line_has(&log, "ini_comment_backslash.ini:4", "line 5"));
+    ck_assert_int_eq(tu_log_count(&log, "joined"), 1);
+    /* ...and line 5 really is swallowed by the comment. */
+    ck_status(cdm_manager_get_param(m, "Joined", "Database", &value),
+              CDM_ERR_NOT_FOUND);
+    assert_param(m, "Joined", "BusyTimeout", "100");
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------- security */
+
+START_TEST(test_world_writable_refused)
+{
+    static const mode_t modes[] = { 0666, 0602, 0646 };
+    char *dir = tu_tmpdir();
+
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        char *path = tu_write(dir, "ini_open.ini",
+                              "[Open_Def]\nDriverID=SQLite\n"
+                              "Database=:memory:\n", modes[i]);
+        assert_load_fails(path, CDM_ERR_INSECURE, LIST(path), NONE,
+                          LIST("Open_Def"));
+        free(path);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_readable_password_warns)
+{
+    static const mode_t modes[] = { 0644, 0640 };
+    char *dir = tu_tmpdir();
+
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        cdm_manager *m = new_manager();
+        struct tu_log log;
+        char *path = tu_write(dir, "ini_readable.ini",
+                              "[Readable_Pw]\nDriverID=PG\nDatabase=app\n"
+                              "User_Name=app\nPassword=Pl41nT3xtPw\n",
+                              modes[i]);
+
+        tu_log_init(&log);
+        cdm_manager_set_log(m, tu_log_fn, &log);
+        ck_status(cdm_manager_load_file(m, path), CDM_OK);
+        ck_assert(cdm_manager_has_def(m, "Readable_Pw"));
+        ck_assert_msg(log_line_has(&log, path, "'Readable_Pw'"),
+                      "no warning naming file and definition (%d logged)",
+                      log.n);
+        ck_assert_int_eq(tu_log_count(&log, "Pl41nT3xtPw"), 0);
+        cdm_manager_free(m);
+        free(path);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_private_password_no_warning)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "ini_private.ini",
+                          "[Private_Pw]\nDriverID=PG\nDatabase=app\n"
+                          "User_Name=app\nPassword=Pl41nT3xtPw\n", 0600);
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert(cdm_manager_has_def(m, "Private_Pw"));
+    ck_assert_msg(log.n == 0, "unexpected log: %s", log.lines[0]);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_password_from_environment_no_warning)
+{
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "ini_envpw.ini",
+                          "[Env_Pw]\nDriverID=PG\nDatabase=app\n"
+                          "User_Name=app\nPassword=$(SOME_VAR)\n", 0644);
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert(cdm_manager_has_def(m, "Env_Pw"));
+    ck_assert_msg(log.n == 0, "unexpected log: %s", log.lines[0]);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* ----------------------------------------------------------- threads */
+
+#define THREADS 4
+#define LOADS_PER_THREAD 50
+
+struct loader {
+    int id;
+    char *good, *dup, *too_long;   /* this thread's own files */
+    char good_name[32];
+    pthread_barrier_t *start;
+    int wrong;                     /* results that were not right */
+    char first_wrong[1200];
+};
+
+static void loader_wrong(struct loader *l, const char *path, int rc)
+{
+    if (l->wrong++ == 0)
+        snprintf(l->first_wrong, sizeof l->first_wrong,
+                 "thread %d, %s: %s: %s", l->id, path, cdm_strerror(rc),
+                 cdm_errmsg());
+}
+
+static void *loader_main(void *arg)
+{
+    struct loader *l = arg;
+
+    pthread_barrier_wait(l->start);
+    for (int i = 0; i < LOADS_PER_THREAD; i++) {
+        const char *path = i % 3 == 0 ? l->good : i % 3 == 1 ? l->dup
+                                                             : l->too_long;
+        int want = i % 3 == 0 ? CDM_OK : CDM_ERR_PARSE;
+        bool right;
+        cdm_manager *m;
+        int rc;
+
+        if ((rc = cdm_manager_new(&m)) != CDM_OK) {
+            loader_wrong(l, "cdm_manager_new", rc);
+            continue;
+        }
+        rc = cdm_manager_load_file(m, path);
+        right = rc == want;
+        if (right && want == CDM_OK)
+            right = cdm_manager_has_def(m, l->good_name);
+        if (right && want != CDM_OK) {
+            char own[64];
+            /* Both bad files fail on line 3. */
+            snprintf(own, sizeof own, "ini_t%d_%s.ini:3:", l->id,
+                     i % 3 == 1 ? "dup" : "long");
+            right = strstr(cdm_errmsg(), own) != NULL;
+            for (int t = 0; t < THREADS && right; t++) {
+                char other[16];
+                snprintf(other, sizeof other, "ini_t%d_", t);
+                right = t == l->id || !strstr(cdm_errmsg(), other);
+            }
+        }
+        if (!right)
+            loader_wrong(l, path, rc);
+        cdm_manager_free(m);
+    }
+    return NULL;
+}
+
+START_TEST(test_loads_from_threads)
+{
+    struct loader loaders[THREADS];
+    pthread_t threads[THREADS];
+    pthread_barrier_t start;
+    char *dir = tu_tmpdir();
+    char long_file[1300];
+    int n;
+
+    n = snprintf(long_file, sizeof long_file, "[Long]\nDriverID=SQLite\nDatabase=");
+    memset(long_file + n, 'x', 1100);
+    strcpy(long_file + n + 1100, "\n");
+    pthread_barrier_init(&start, NULL, THREADS);
+    for (int t = 0; t < THREADS; t++) {
+        struct loader *l = &loaders[t];
+        char name[64], content[128];
+
+        memset(l, 0, sizeof *l);
+        l->id = t;
+        l->start = &start;
+        snprintf(l->good_name, sizeof l->good_name, "T%d_Good", t);
+        snprintf(content, sizeof content,
+                 "[%s]\nDriverID=SQLite\nDatabase=:memory:\n", l->good_name);
+        snprintf(name, sizeof name, "ini_t%d_good.ini", t);
+        l->good = tu_write(dir, name, content, 0600);
+        snprintf(name, sizeof name, "ini_t%d_dup.ini", t);
+        l->dup = tu_write(dir, name, "[Same]\nDriverID=SQLite\n[SAME]\n", 0600);
+        snprintf(name, sizeof name, "ini_t%d_long.ini", t);
+        l->too_long = tu_write(dir, name, long_file, 0600);
+    }
+    for (int t = 0; t < THREADS; t++)
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, loader_main,
+                                        &loaders[t]), 0);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(threads[t], NULL);
+    pthread_barrier_destroy(&start);
+    for (int t = 0; t < THREADS; t++) {
+        ck_assert_msg(loaders[t].wrong == 0, "%d wrong results; first: %s",
+                      loaders[t].wrong, loaders[t].first_wrong);
+        free(loaders[t].good);
+        free(loaders[t].dup);
+        free(loaders[t].too_long);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* -------------------------------------------------------------- main */
+
 int main(void)
 {
     Suite *s = suite_create("ini");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_placeholder);
-    suite_add_tcase(s, tc);
+    TCase *good = tcase_create("good");
+    TCase *bad = tcase_create("bad");
+    TCase *files = tcase_create("files");
+    TCase *warn = tcase_create("warnings");
+    TCase *security = tcase_create("security");
+    TCase *threads = tcase_create("threads");
+
+    tcase_add_test(good, test_names_as_written_in_file_order);
+    tcase_add_test(good, test_names_case_insensitive);
+    tcase_add_test(good, test_keys_case_insensitive);
+    tcase_add_test(good, test_header_section_is_not_a_definition);
+    tcase_add_test(good, test_comments_blank_lines_and_inline_comments);
+    tcase_add_test(good, test_quoted_values_kept_verbatim);
+    tcase_add_test(good, test_empty_values);
+    tcase_add_test(good, test_crlf_line_endings);
+    tcase_add_test(good, test_utf8_bom_accepted);
+    tcase_add_test(good, test_only_comments_and_empty_file);
+    tcase_add_test(good, test_two_files_keep_load_order);
+    tcase_add_test(good, test_long_line_within_limit);
+    tcase_add_test(good, test_clean_file_logs_nothing);
+    suite_add_tcase(s, good);
+
+    tcase_add_test(bad, test_section_repeated);
+    tcase_add_test(bad, test_section_repeated_other_case);
+    tcase_add_test(bad, test_nul_byte_in_line);
+    tcase_add_test(bad, test_key_before_any_section);
+    tcase_add_test(bad, test_section_without_closing_bracket);
+    tcase_add_test(bad, test_empty_section_name);
+    tcase_add_test(bad, test_line_without_equals);
+    tcase_add_test(bad, test_line_without_equals_hides_secret);
+    tcase_add_test(bad, test_value_without_key);
+    tcase_add_test(bad, test_unterminated_quote);
+    tcase_add_test(bad, test_text_after_closing_quote);
+    tcase_add_test(bad, test_line_too_long);
+    tcase_add_test(bad, test_colon_in_key_or_name);
+    tcase_add_test(bad, test_backslash_on_last_line);
+    tcase_add_test(bad, test_line_length_limit_exact);
+    tcase_add_test(bad, test_missing_file);
+    tcase_add_test(bad, test_directory_path);
+    suite_add_tcase(s, bad);
+
+    tcase_add_test(files, test_name_in_two_files);
+    tcase_add_test(files, test_same_file_twice);
+    suite_add_tcase(s, files);
+
+    tcase_add_test(warn, test_repeated_key_warns_last_wins);
+    tcase_add_test(warn, test_value_cut_at_semicolon_warns);
+    tcase_add_test(warn, test_comment_backslash_warns);
+    tcase_add_test(warn, test_value_backslash_joins_next_line_warns);
+    suite_add_tcase(s, warn);
+
+    tcase_add_test(security, test_world_writable_refused);
+    tcase_add_test(security, test_readable_password_warns);
+    tcase_add_test(security, test_private_password_no_warning);
+    tcase_add_test(security, test_password_from_environment_no_warning);
+    suite_add_tcase(s, security);
+
+    /* Valgrind makes 200 loads slow. */
+    tcase_set_timeout(threads, 120);
+    tcase_add_test(threads, test_loads_from_threads);
+    suite_add_tcase(s, threads);
+
     return tu_run(s);
 }

@@ -60,7 +60,7 @@ static char *db_path(const struct cdm_resolved *r)
     const struct cdm_rkv *kv = cdm__rfind(r, "Database");
     const char *v = kv ? kv->value : "";
 
-    if (v[0] == '/' || strcmp(v, ":memory:") == 0 || !kv->dir)
+    if (!v[0] || v[0] == '/' || strcmp(v, ":memory:") == 0 || !kv->dir)
         return cdm__strdup(v);
     return cdm__asprintf("%s/%s", kv->dir, v);
 }
@@ -122,7 +122,8 @@ static int sq_connect(const struct cdm_resolved *r, void **out)
         rc = sq_run(db, cdm__rget_bool(r, "ForeignKeys") ?
                     "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF");
     /* Opening does not read the file; this does, so a file that is not a
-     * database fails here rather than at the first query. */
+     * database (or one another connection holds with LockingMode=Exclusive,
+     * after BusyTimeout) fails here rather than at the first query. */
     if (rc == CDM_OK)
         rc = sq_run(db, "PRAGMA schema_version");
     if (rc != CDM_OK) {
