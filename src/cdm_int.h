@@ -208,6 +208,8 @@ struct cdm_def {
     struct cdm_kv *kv;
     size_t nkv, cap;
     uint64_t gen;               /* bumped on every change */
+    struct cdm_pool *pool;      /* built on first pooled connect, or NULL */
+    uint64_t pool_incarnation;
 };
 
 struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line);
@@ -261,6 +263,7 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
 /* Expands $(VAR), chooses the driver, checks values and required keys. */
 int cdm__resolve_finish(struct cdm_resolved *r);
 void cdm__resolved_free(struct cdm_resolved *r);
+struct cdm_resolved *cdm__resolved_clone(const struct cdm_resolved *r);
 /* Value as set, else the spec's default, else NULL. */
 const char *cdm__rget(const struct cdm_resolved *r, const char *key);
 const struct cdm_rkv *cdm__rfind(const struct cdm_resolved *r, const char *key);
@@ -288,8 +291,66 @@ void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 
 /* --------------------------------------------------------------- conn.c */
 
+struct cdm_pool;
+
+struct cdm_conn {
+    const struct cdm_driver *drv;
+    void *dc;               /* the driver's connection */
+    char *def_name;         /* as written */
+    atomic_int busy;        /* 1 while a thread is inside a call */
+    bool broken;            /* the driver reported the connection lost */
+
+    /* Pooled connections only; guarded by the pool's lock. */
+    struct cdm_pool *pool;  /* NULL for a plain connection */
+    uint64_t gen;           /* the pool's parameter generation at open */
+    int64_t created_ms;
+    int64_t idle_since_ms;
+    int64_t borrowed_ms;
+    bool leak_logged;
+    cdm_conn *next, *prev;  /* idle stack (next) or borrowed list */
+};
+
 /* Opens a plain (unpooled) connection for a resolved definition. */
 int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out);
+/* Closes the driver connection and frees the struct; no lock held. */
+void cdm__conn_destroy(cdm_conn *c);
+
+/* --------------------------------------------------------------- pool.c */
+
+/* Internal status: the pool was detached or reused while we looked; look
+ * the definition up again.  Never returned to callers. */
+#define CDM__RETRY (-1)
+
+/* Coarse monotonic milliseconds (cheap enough for every borrow). */
+int64_t cdm__now_ms(void);
+
+/* A pool starts detached; cdm__pool_attach gives it a definition name and
+ * cdm__pool_configure its parameters.  Detached pools are kept by their
+ * manager and reused, never freed while the manager lives, so a thread
+ * holding a stale pointer can always lock it and find out. */
+struct cdm_pool *cdm__pool_new(void);
+void cdm__pool_free(struct cdm_pool *p);
+int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation);
+/* Refuses what the pool cannot work with (POOL_MaximumItems=0). */
+int cdm__pool_check_cfg(const struct cdm_resolved *r);
+/* Takes ownership of r.  New parameters bump the generation; returns the
+ * idle connections to destroy (no lock held) through ->next. */
+cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
+                              int64_t now_ms);
+/* Stops borrowing; returns the idle connections to destroy. */
+cdm_conn *cdm__pool_detach(struct cdm_pool *p);
+bool cdm__pool_reusable(struct cdm_pool *p);
+/* Frees nothing: true if the pool is empty (caller frees it), else marks
+ * it to free itself when its last connection is returned. */
+bool cdm__pool_orphan(struct cdm_pool *p);
+int cdm__pool_wait_drained(struct cdm_pool *p, int64_t deadline_ns);
+int cdm__pool_busy(struct cdm_pool *p);
+void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out);
+/* CDM_OK, an error, or CDM__RETRY. */
+int cdm__pool_acquire(struct cdm_pool *p, uint64_t incarnation, cdm_conn **out);
+void cdm__pool_release(cdm_conn *c);
+/* One cleanup pass if due; returns when the pool is next due (ms). */
+int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now_ms, cdm_manager *m);
 
 /* ------------------------------------------------------------- manager.c */
 

@@ -9,13 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct cdm_conn {
-    const struct cdm_driver *drv;
-    void *dc;             /* the driver's connection */
-    char *def_name;       /* as written */
-    atomic_int busy;      /* 1 while a thread is inside a call */
-};
-
 int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
 {
     cdm_conn *c = calloc(1, sizeof *c);
@@ -48,8 +41,17 @@ static int enter(cdm_conn *c, const char *what)
     return CDM_OK;
 }
 
+void cdm__conn_destroy(cdm_conn *c)
+{
+    c->drv->close(c->dc);
+    free(c->def_name);
+    free(c);
+}
+
 static int leave(cdm_conn *c, int rc)
 {
+    if (rc == CDM_ERR_BROKEN)
+        c->broken = true;   /* destroyed, not pooled, when returned */
     if (rc != CDM_OK && rc != CDM_ERR_NOMEM)
         cdm__errprefix("definition '%s': ", c->def_name);
     atomic_store_explicit(&c->busy, 0, memory_order_release);
@@ -65,9 +67,10 @@ void cdm_disconnect(cdm_conn *c)
      * own timeouts) at least keeps it from running on freed memory. */
     while (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
         sched_yield();
-    c->drv->close(c->dc);
-    free(c->def_name);
-    free(c);
+    if (c->pool)
+        cdm__pool_release(c);
+    else
+        cdm__conn_destroy(c);
 }
 
 static int check_params(const char *sql, const char *const *params,

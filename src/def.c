@@ -248,6 +248,38 @@ void cdm__resolved_free(struct cdm_resolved *r)
     free(r);
 }
 
+struct cdm_resolved *cdm__resolved_clone(const struct cdm_resolved *r)
+{
+    struct cdm_resolved *c = calloc(1, sizeof *c);
+
+    if (!c)
+        return NULL;
+    c->drv = r->drv;
+    if (!(c->name = cdm__strdup(r->name)) || !(c->where = cdm__strdup(r->where)) ||
+        !(c->kv = calloc(r->nkv ? r->nkv : 1, sizeof *c->kv)) ||
+        (r->nsrcs && !(c->srcs = calloc(r->nsrcs, sizeof *c->srcs))))
+        goto fail;
+    for (size_t i = 0; i < r->nsrcs; i++) {
+        c->srcs[i] = r->srcs[i];
+        atomic_fetch_add(&c->srcs[i]->refs, 1);
+        c->nsrcs++;
+    }
+    for (size_t i = 0; i < r->nkv; i++) {
+        struct cdm_rkv *d = &c->kv[i];
+        *d = r->kv[i];
+        d->key = cdm__strdup(r->kv[i].key);
+        d->value = cdm__strdup(r->kv[i].value);
+        d->from = r->kv[i].from ? cdm__strdup(r->kv[i].from) : NULL;
+        c->nkv++;
+        if (!d->key || !d->value || (r->kv[i].from && !d->from))
+            goto fail;
+    }
+    return c;
+fail:
+    cdm__resolved_free(c);
+    return NULL;
+}
+
 const struct cdm_rkv *cdm__rfind(const struct cdm_resolved *r, const char *key)
 {
     for (size_t i = 0; i < r->nkv; i++)

@@ -5,13 +5,17 @@
  */
 #include "cdm_int.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct cdm_manager {
+    uint64_t serial;             /* unique per manager, for thread caches;
+                                  * set at creation, then read-only */
     pthread_mutex_t lock;        /* guards every field down to log_lock */
     struct cdm_def **defs;       /* file definitions in load order, then
                                   * private ones in the order added */
@@ -20,6 +24,15 @@ struct cdm_manager {
     size_t nfiles;
     bool closed;
     char *autoload_error;        /* why $CDM_CONNECTION_DEFS did not load */
+    uint64_t changes;            /* bumped by every definition change */
+    struct cdm_pool **pools;     /* every pool built, attached or detached;
+                                  * freed only with the manager */
+    size_t npools;
+    pthread_t cleaner;           /* the cleanup thread, once a pool exists */
+    bool cleaner_running;
+    bool stop;                   /* asks the cleanup thread to end */
+    bool kick;                   /* a pool changed: recompute due times */
+    pthread_cond_t wake;         /* wakes the cleanup thread (monotonic) */
 
     pthread_mutex_t log_lock;    /* guards log and log_user */
     cdm_log_fn log;
@@ -28,6 +41,31 @@ struct cdm_manager {
 
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(cdm_manager *) default_manager;
+static atomic_uint_fast64_t manager_serials;
+
+/* A few (manager, name) -> pool entries per thread, so that a pooled
+ * connect touches no lock but the pool's.  An entry may go stale at any
+ * time: the pool then answers CDM__RETRY and the slow path takes over.
+ * Pools are never freed while their manager lives, and the serial keeps
+ * a new manager at an old address from matching. */
+#define CACHE_WAYS 4
+#define CACHE_NAME 64
+struct pool_cache {
+    uint64_t serial;
+    struct cdm_pool *pool;
+    uint64_t incarnation;
+    char name[CACHE_NAME];
+};
+static _Thread_local struct pool_cache cache[CACHE_WAYS];
+static _Thread_local unsigned cache_next;
+
+static int64_t precise_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ------------------------------------------------------------- logging */
 
@@ -142,10 +180,17 @@ int cdm_manager_new(cdm_manager **out)
 
     if (!out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_new: out is NULL");
+    pthread_condattr_t attr;
+
     if (!(m = calloc(1, sizeof *m)))
         return cdm__nomem();
+    m->serial = atomic_fetch_add(&manager_serials, 1) + 1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->log_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wake, &attr);
+    pthread_condattr_destroy(&attr);
     *out = m;
     return CDM_OK;
 }
@@ -174,36 +219,250 @@ cdm_manager *cdm_manager_default(void)
     return m;
 }
 
+static void append_dead(cdm_conn **list, cdm_conn *more)
+{
+    while (more) {
+        cdm_conn *next = more->next;
+        more->next = *list;
+        *list = more;
+        more = next;
+    }
+}
+
+static void destroy_dead(cdm_conn *c)
+{
+    while (c) {
+        cdm_conn *next = c->next;
+        cdm__conn_destroy(c);
+        c = next;
+    }
+}
+
+/* With m->lock held: the definition's pool stops serving it. */
+static void drop_pool(struct cdm_def *d, cdm_conn **dead)
+{
+    if (d->pool) {
+        append_dead(dead, cdm__pool_detach(d->pool));
+        d->pool = NULL;
+    }
+}
+
 int cdm_manager_close(cdm_manager *m, int timeout_ms)
 {
-    (void)timeout_ms; /* nothing is pooled yet: nothing to wait for */
+    struct cdm_pool **pools = NULL;
+    cdm_conn *dead = NULL;
+    size_t npools;
+    bool running;
+    int64_t deadline;
+    int busy = 0;
+
     if (!m)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_close: manager is NULL");
     pthread_mutex_lock(&m->lock);
     m->closed = true;
+    m->stop = true;
+    running = m->cleaner_running;
+    m->cleaner_running = false;
+    pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->lock);
+    /* Woken by the condition variable, it ends at once. */
+    if (running)
+        pthread_join(m->cleaner, NULL);
+
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->ndefs; i++)
+        drop_pool(m->defs[i], &dead);
+    npools = m->npools;
+    if (npools && (pools = malloc(npools * sizeof *pools)))
+        memcpy(pools, m->pools, npools * sizeof *pools);
+    pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
+    if (npools && !pools)
+        return cdm__nomem();
+
+    deadline = (int64_t)precise_ms() * 1000000 + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    for (size_t i = 0; i < npools; i++)
+        if (cdm__pool_wait_drained(pools[i], deadline) != CDM_OK)
+            busy += cdm__pool_busy(pools[i]);
+    free(pools);
+    if (busy)
+        return cdm__fail(CDM_ERR_BUSY,
+                         "%d pooled connection%s still borrowed after %d ms; "
+                         "%s closed when returned", busy, busy == 1 ? " is" : "s are",
+                         timeout_ms, busy == 1 ? "it is" : "they are");
     return CDM_OK;
 }
 
 void cdm_manager_free(cdm_manager *m)
 {
+    char saved[CDM_MSG_MAX];
+
     if (!m)
         return;
     pthread_mutex_lock(&default_lock);
     if (atomic_load_explicit(&default_manager, memory_order_relaxed) == m)
         atomic_store_explicit(&default_manager, NULL, memory_order_release);
     pthread_mutex_unlock(&default_lock);
+    cdm__errmsg_save(saved);
     cdm_manager_close(m, 0);
+    cdm__errmsg_restore(saved);
+    /* Pools with connections still borrowed free themselves when the last
+     * one comes back. */
+    for (size_t i = 0; i < m->npools; i++)
+        if (cdm__pool_orphan(m->pools[i]))
+            cdm__pool_free(m->pools[i]);
     for (size_t i = 0; i < m->ndefs; i++)
         cdm__def_free(m->defs[i]);
     for (size_t i = 0; i < m->nfiles; i++)
         cdm__source_release(m->files[i]);
+    free(m->pools);
     free(m->defs);
     free(m->files);
     free(m->autoload_error);
+    pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->log_lock);
     free(m);
+}
+
+/* ------------------------------------------------------- pools, changes */
+
+/* With m->lock held, after any change to the definitions: every pool
+ * gets its definition resolved again.  New parameters bump its generation
+ * (idle connections close, borrowed ones close when returned) and new
+ * limits apply at once; a definition that is gone, no longer pooled or no
+ * longer valid loses its pool.  Returns connections to close unlocked. */
+static cdm_conn *refresh_pools(cdm_manager *m)
+{
+    char saved[CDM_MSG_MAX];
+    cdm_conn *dead = NULL;
+    int64_t now = precise_ms();
+    bool any = false;
+
+    m->changes++;
+    cdm__errmsg_save(saved);
+    for (size_t i = 0; i < m->ndefs; i++) {
+        struct cdm_def *d = m->defs[i];
+        struct cdm_resolved *r = NULL;
+        int rc;
+
+        if (!d->pool)
+            continue;
+        rc = cdm__resolve_chain(d->name, lookup, m, &r);
+        if (rc == CDM_OK)
+            rc = cdm__resolve_finish(r);
+        if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled"))
+            rc = CDM_ERR_INVALID;
+        if (rc == CDM_OK)
+            rc = cdm__pool_check_cfg(r);
+        if (rc != CDM_OK) {
+            cdm__resolved_free(r);
+            drop_pool(d, &dead);
+            continue;
+        }
+        append_dead(&dead, cdm__pool_configure(d->pool, r, now));
+        any = true;
+    }
+    cdm__errmsg_restore(saved);
+    if (any) {
+        m->kick = true;
+        pthread_cond_signal(&m->wake);
+    }
+    return dead;
+}
+
+/* The cleanup thread: wakes at the earliest due time of any pool (a timed
+ * condition wait, never a sleep), or when kicked, and does every close,
+ * ping and connect with no lock held. */
+static void *cleaner_main(void *arg)
+{
+    cdm_manager *m = arg;
+    struct cdm_pool **snap = NULL;
+    size_t cap = 0;
+
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop) {
+        size_t n = m->npools;
+        int64_t now, next = INT64_MAX;
+
+        if (n > cap) {
+            struct cdm_pool **p = realloc(snap, n * sizeof *p);
+            if (p) {
+                snap = p;
+                cap = n;
+            }
+        }
+        if (n > cap)
+            n = cap;
+        if (n)
+            memcpy(snap, m->pools, n * sizeof *snap);
+        m->kick = false;
+        pthread_mutex_unlock(&m->lock);
+
+        now = precise_ms();
+        for (size_t i = 0; i < n; i++) {
+            int64_t due = cdm__pool_cleanup(snap[i], now, m);
+            if (due < next)
+                next = due;
+        }
+
+        pthread_mutex_lock(&m->lock);
+        if (m->stop || m->kick)
+            continue;
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&m->wake, &m->lock);
+        } else {
+            struct timespec ts = { .tv_sec = next / 1000,
+                                   .tv_nsec = (next % 1000) * 1000000 };
+            pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(snap);
+    return NULL;
+}
+
+/* With m->lock held: a pool for `d`, reusing an empty detached one.
+ * Takes ownership of r, also on failure. */
+static int build_pool(cdm_manager *m, struct cdm_def *d, struct cdm_resolved *r)
+{
+    struct cdm_pool *p = NULL;
+    uint64_t inc;
+    int rc;
+
+    for (size_t i = 0; i < m->npools && !p; i++)
+        if (cdm__pool_reusable(m->pools[i]))
+            p = m->pools[i];
+    if (!p) {
+        struct cdm_pool **v = realloc(m->pools, (m->npools + 1) * sizeof *v);
+        if (!v || !(p = cdm__pool_new())) {
+            if (v)
+                m->pools = v;
+            cdm__resolved_free(r);
+            return cdm__nomem();
+        }
+        m->pools = v;
+        m->pools[m->npools++] = p;
+    }
+    if ((rc = cdm__pool_attach(p, d->name, &inc)) != CDM_OK) {
+        cdm__resolved_free(r);
+        return rc;
+    }
+    /* A fresh pool has no idle connections to hand back. */
+    cdm__pool_configure(p, r, precise_ms());
+    d->pool = p;
+    d->pool_incarnation = inc;
+    if (!m->cleaner_running && !m->stop) {
+        if (pthread_create(&m->cleaner, NULL, cleaner_main, m) == 0)
+            m->cleaner_running = true;
+        else
+            cdm__log(m, CDM_LOG_ERROR,
+                     "cannot start the pool cleanup thread: idle "
+                     "connections will not expire");
+    }
+    m->kick = true;
+    pthread_cond_signal(&m->wake);
+    return CDM_OK;
 }
 
 /* ------------------------------------------------------------- loading */
@@ -325,6 +584,7 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
 {
     struct loaded l;
     struct cdm_source **files;
+    cdm_conn *dead;
     size_t nfile_defs = 0;
     int rc;
 
@@ -353,7 +613,9 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
     m->files[m->nfiles++] = l.src;
     l.src = NULL;
     l.ndefs = 0;
+    dead = refresh_pools(m);
     pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
     notes_flush(m, &l.notes);
     loaded_free(&l);
     return CDM_OK;
@@ -368,6 +630,7 @@ int cdm_manager_reload(cdm_manager *m)
     struct loaded *ls = NULL;
     char **paths = NULL;
     struct cdm_def **defs = NULL;
+    cdm_conn *dead = NULL;
     size_t n = 0, total = 0, k = 0;
     int rc = CDM_OK;
 
@@ -416,10 +679,21 @@ int cdm_manager_reload(cdm_manager *m)
         for (size_t j = 0; j < ls[i].ndefs; j++)
             defs[k++] = ls[i].defs[j];
     for (size_t i = 0; i < m->ndefs; i++) {
-        if (m->defs[i]->src)
-            cdm__def_free(m->defs[i]);
-        else
-            defs[k++] = m->defs[i];
+        struct cdm_def *old = m->defs[i];
+        if (!old->src) {
+            defs[k++] = old;
+            continue;
+        }
+        /* A pool follows its definition's name into the new file; the
+         * refresh below bumps its generation if the parameters changed. */
+        for (size_t j = 0; j < total && old->pool; j++)
+            if (cdm__streq_nocase(defs[j]->name, old->name)) {
+                defs[j]->pool = old->pool;
+                defs[j]->pool_incarnation = old->pool_incarnation;
+                old->pool = NULL;
+            }
+        drop_pool(old, &dead);
+        cdm__def_free(old);
     }
     free(m->defs);
     m->defs = defs;
@@ -431,7 +705,9 @@ int cdm_manager_reload(cdm_manager *m)
         ls[i].src = NULL;
         ls[i].ndefs = 0;
     }
+    append_dead(&dead, refresh_pools(m));
     pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
     for (size_t i = 0; i < n; i++)
         notes_flush(m, &ls[i].notes);
 out:
@@ -451,6 +727,7 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
 {
     struct notes notes = { 0 };
     struct cdm_def *d, *old;
+    cdm_conn *dead = NULL;
     char there[512];
     int rc = CDM_OK;
 
@@ -504,8 +781,10 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
     } else if ((rc = reserve(m, 1)) == CDM_OK) {
         m->defs[m->ndefs++] = d;
         d = NULL;
+        dead = refresh_pools(m);
     }
     pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
     cdm__def_free(d);
     notes_flush(rc == CDM_OK ? m : NULL, &notes);
     return rc;
@@ -518,6 +797,7 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
     const struct cdm_driver *drv = NULL;
     struct cdm_def *d;
     struct cdm_kv *kv;
+    cdm_conn *dead = NULL;
     char where[512], *hint_text = NULL;
     int rc = CDM_OK;
 
@@ -555,9 +835,11 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
             goto out;
         }
     }
-    rc = cdm__def_set(d, key, value, 0);
+    if ((rc = cdm__def_set(d, key, value, 0)) == CDM_OK)
+        dead = refresh_pools(m);
 out:
     pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
     if (hint_text && rc == CDM_OK)
         cdm__log(m, CDM_LOG_WARN, "%s", hint_text);
     free(hint_text);
@@ -567,6 +849,7 @@ out:
 int cdm_manager_delete_def(cdm_manager *m, const char *name)
 {
     struct cdm_def *d = NULL;
+    cdm_conn *dead = NULL;
     size_t i;
     int rc = CDM_OK;
 
@@ -578,10 +861,13 @@ int cdm_manager_delete_def(cdm_manager *m, const char *name)
         memmove(m->defs + i, m->defs + i + 1,
                 (m->ndefs - i - 1) * sizeof *m->defs);
         m->ndefs--;
+        drop_pool(d, &dead);
+        append_dead(&dead, refresh_pools(m));
     } else {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
     }
     pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
     cdm__def_free(d);
     return rc;
 }
@@ -653,48 +939,150 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
 
 int cdm_manager_close_def(cdm_manager *m, const char *name)
 {
-    if (!cdm_manager_has_def(m, name))
-        return cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'",
-                         name ? name : "(null)");
-    return CDM_OK;
+    struct cdm_def *d;
+    cdm_conn *dead = NULL;
+    int rc = CDM_OK;
+
+    if (!m || !name)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_manager_close_def: %s is NULL",
+                         m ? "name" : "manager");
+    pthread_mutex_lock(&m->lock);
+    if ((d = find_def(m, name, NULL)))
+        drop_pool(d, &dead);
+    else
+        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+    pthread_mutex_unlock(&m->lock);
+    destroy_dead(dead);
+    return rc;
 }
 
 int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                            cdm_pool_stats *out)
 {
-    if (!out)
-        return cdm__fail(CDM_ERR_INVALID, "cdm_manager_pool_stats: out is NULL");
-    if (!cdm_manager_has_def(m, name))
-        return cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'",
-                         name ? name : "(null)");
-    memset(out, 0, sizeof *out);
-    return CDM_OK;
+    struct cdm_def *d;
+    int rc = CDM_OK;
+
+    if (!m || !name || !out)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_manager_pool_stats: argument is NULL");
+    pthread_mutex_lock(&m->lock);
+    if (!(d = find_def(m, name, NULL)))
+        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+    else if (d->pool)
+        cdm__pool_stats(d->pool, out);
+    else
+        memset(out, 0, sizeof *out);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
 }
 
 /* ---------------------------------------------------------- connecting */
 
+static void cache_put(cdm_manager *m, const char *name, struct cdm_pool *p,
+                      uint64_t incarnation)
+{
+    struct pool_cache *e;
+    size_t n = strlen(name);
+
+    if (n >= CACHE_NAME)
+        return;
+    for (unsigned i = 0; i < CACHE_WAYS; i++)
+        if (cache[i].serial == m->serial && strcmp(cache[i].name, name) == 0) {
+            cache[i].pool = p;
+            cache[i].incarnation = incarnation;
+            return;
+        }
+    e = &cache[cache_next++ % CACHE_WAYS];
+    e->serial = m->serial;
+    e->pool = p;
+    e->incarnation = incarnation;
+    memcpy(e->name, name, n + 1);
+}
+
+static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
+{
+    for (;;) {
+        struct cdm_resolved *r = NULL;
+        struct cdm_def *d;
+        struct cdm_pool *p;
+        uint64_t inc, changes;
+        int rc;
+
+        pthread_mutex_lock(&m->lock);
+        if (m->closed) {
+            pthread_mutex_unlock(&m->lock);
+            return cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
+                             "manager is closed", name);
+        }
+        if ((d = find_def(m, name, NULL)) && d->pool) {
+            p = d->pool;
+            inc = d->pool_incarnation;
+            pthread_mutex_unlock(&m->lock);
+            goto borrow;
+        }
+        changes = m->changes;
+        rc = cdm__resolve_chain(name, lookup, m, &r);
+        if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
+            char first[1024];
+            snprintf(first, sizeof first, "%s", cdm_errmsg());
+            cdm__fail(rc, "%s (%s)", first, m->autoload_error);
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (rc == CDM_OK)
+            rc = cdm__resolve_finish(r);
+        if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+            rc = cdm__conn_open(r, out);
+            cdm__resolved_free(r);
+            return rc;
+        }
+        if (rc == CDM_OK)
+            rc = cdm__pool_check_cfg(r);
+        if (rc != CDM_OK) {
+            cdm__resolved_free(r);
+            return rc;
+        }
+
+        pthread_mutex_lock(&m->lock);
+        if (m->closed || m->changes != changes ||
+            !(d = find_def(m, name, NULL))) {
+            /* Changed while we resolved: start again with what is now. */
+            pthread_mutex_unlock(&m->lock);
+            cdm__resolved_free(r);
+            continue;
+        }
+        /* Another thread may have built it meanwhile: then ours goes. */
+        if (d->pool)
+            cdm__resolved_free(r);
+        else if ((rc = build_pool(m, d, r)) != CDM_OK) {
+            pthread_mutex_unlock(&m->lock);
+            return rc;
+        }
+        p = d->pool;
+        inc = d->pool_incarnation;
+        pthread_mutex_unlock(&m->lock);
+borrow:
+        rc = cdm__pool_acquire(p, inc, out);
+        if (rc == CDM__RETRY)
+            continue;
+        if (rc == CDM_OK)
+            cache_put(m, name, p, inc);
+        return rc;
+    }
+}
+
 int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out)
 {
-    struct cdm_resolved *r = NULL;
-    int rc;
-
     if (!m || !name || !out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_connect: %s is NULL",
                          !m ? "manager" : !name ? "name" : "out");
-    pthread_mutex_lock(&m->lock);
-    if (m->closed)
-        rc = cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
-                       "manager is closed", name);
-    else
-        rc = cdm__resolve_chain(name, lookup, m, &r);
-    if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
-        char first[1024];
-        snprintf(first, sizeof first, "%s", cdm_errmsg());
-        cdm__fail(rc, "%s (%s)", first, m->autoload_error);
+    for (unsigned i = 0; i < CACHE_WAYS; i++) {
+        struct pool_cache *e = &cache[i];
+        if (e->serial == m->serial && e->pool && strcmp(e->name, name) == 0) {
+            int rc = cdm__pool_acquire(e->pool, e->incarnation, out);
+            if (rc != CDM__RETRY)
+                return rc;
+            e->pool = NULL;
+            break;
+        }
     }
-    pthread_mutex_unlock(&m->lock);
-    if (rc == CDM_OK && (rc = cdm__resolve_finish(r)) == CDM_OK)
-        rc = cdm__conn_open(r, out);
-    cdm__resolved_free(r);
-    return rc;
+    return connect_slow(m, name, out);
 }
