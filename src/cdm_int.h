@@ -300,14 +300,19 @@ struct cdm_conn {
     atomic_int busy;        /* 1 while a thread is inside a call */
     bool broken;            /* the driver reported the connection lost */
 
-    /* Pooled connections only; guarded by the pool's lock. */
+    /* Pooled connections only.  Fixed at open: pool, slot, incarnation,
+     * gen, created_ms.  The rest is written by the borrowing thread and
+     * read by the cleanup thread under the pool's lock. */
     struct cdm_pool *pool;  /* NULL for a plain connection */
+    struct cdm_slot *slot;  /* where the pool keeps it */
+    uint64_t incarnation;   /* the pool incarnation it was opened for */
     uint64_t gen;           /* the pool's parameter generation at open */
     int64_t created_ms;
-    int64_t idle_since_ms;
-    int64_t borrowed_ms;
-    bool leak_logged;
-    cdm_conn *next, *prev;  /* idle stack (next) or borrowed list */
+    int64_t idle_since_ms;  /* published by the IDLE store of its slot */
+    _Atomic int64_t borrowed_ms;
+    atomic_bool leak_logged;
+    _Atomic int64_t acquired; /* borrows, written by the borrower only */
+    cdm_conn *next;         /* lists of connections to close */
 };
 
 /* Opens a plain (unpooled) connection for a resolved definition. */

@@ -11,9 +11,14 @@
 
 int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
 {
-    cdm_conn *c = calloc(1, sizeof *c);
+    /* Whole cache lines: pooled connections of different threads are
+     * written on every borrow and must not share one. */
+    size_t size = (sizeof(cdm_conn) + 63) / 64 * 64;
+    cdm_conn *c = aligned_alloc(64, size);
     int rc;
 
+    if (c)
+        memset(c, 0, size);
     if (!c || !(c->def_name = cdm__strdup(r->name))) {
         free(c);
         return cdm__nomem();

@@ -1,12 +1,25 @@
 /*
- * pool.c - one pool of connections per pooled definition: a LIFO stack of
- * idle connections, FIFO waiters served by direct handoff, validation on
- * borrow, retirement on return, and the periodic cleanup run.
+ * pool.c - one pool of connections per pooled definition: borrowing and
+ * returning without a shared lock in the common case, FIFO waiters served
+ * by direct handoff, validation on borrow, retirement on return, and the
+ * periodic cleanup run.
  *
- * Locks: p->lock guards the pool's fields and the pool fields of its
- * connections.  It is held only around memory: connecting, checking,
- * pinging, rolling back and closing happen with no lock held.  The
- * manager's lock may be held when taking p->lock, never the reverse.
+ * Every connection lives in a slot whose state is atomic: EMPTY, IDLE,
+ * BUSY, or CLAIMED (held by a thread that has the lock).  Each thread
+ * remembers the slot it last returned to a pool; borrowing it again is one
+ * compare-and-swap IDLE -> BUSY and returning it one store BUSY -> IDLE, on
+ * a cache line no other thread touches.  Everything else (choosing another
+ * idle connection, opening, waiting, handing off, closing, cleanup) takes
+ * p->lock.  A returning thread that finds waiters, a new generation or a
+ * detached pool after its IDLE store takes the lock to settle it; the
+ * other side makes its change and then looks at the slots, so one of the
+ * two always sees the other (both use sequentially consistent atomics).
+ *
+ * p->lock is held only around memory: connecting, checking, pinging,
+ * rolling back and closing happen with no lock held.  The manager's lock
+ * may be held when taking p->lock, never the reverse.  Slots live in
+ * chunks that are freed only with the pool, and pools only with their
+ * manager, so a thread holding a stale slot pointer can always look.
  */
 #include "cdm_int.h"
 
@@ -16,16 +29,29 @@
 #include <string.h>
 #include <time.h>
 
+enum { S_EMPTY = 0, S_IDLE, S_BUSY, S_CLAIMED };
+
+#define CHUNK 16
+#define MAX_CHUNKS 256   /* at most 4096 connections in one pool */
+
+/* One cache line each: two threads borrowing and returning their own
+ * connections must not write to the same line. */
+#define CACHE_LINE 64
+struct cdm_slot {
+    _Alignas(CACHE_LINE) atomic_int state;
+    cdm_conn *conn;      /* set before the state says IDLE or BUSY */
+};
+
 struct waiter {
     pthread_cond_t cond;
     struct waiter *next;
-    cdm_conn *handed;   /* given directly by a release */
-    bool may_open;      /* a slot freed up: open a connection for yourself */
-    bool retry;         /* the pool was detached: look the definition up again */
+    cdm_conn *handed;    /* given directly by a release */
+    bool may_open;       /* a slot freed up: open a connection for yourself */
+    bool retry;          /* the pool was detached: look the definition up again */
 };
 
 struct pool_cfg {
-    int max;            /* < 0: no limit */
+    int max;             /* < 0: no limit */
     int min;
     int expire_ms, cleanup_ms, acquire_ms, lifetime_ms, ping_ms, leak_ms;
     bool reset;
@@ -33,24 +59,41 @@ struct pool_cfg {
 
 struct cdm_pool {
     pthread_mutex_t lock;
-    pthread_cond_t drained;     /* broadcast when the last borrowed returns */
+    pthread_cond_t drained;     /* broadcast when a detached pool empties */
+
+    /* Written under lock, read without it on the fast paths. */
+    _Atomic uint64_t incarnation; /* process-unique, new at every attach */
+    atomic_bool detached;
+    _Atomic uint64_t gen;       /* parameter generation */
+    atomic_int nwaiting;
+    atomic_int nconns;          /* slots not EMPTY */
+    atomic_int max, ping_ms, lifetime_ms;
+    atomic_bool reset;
 
     /* Guarded by lock. */
-    uint64_t incarnation;       /* bumped each time the struct is reused */
-    bool detached;              /* no new borrows; returns are destroyed */
     bool orphan;                /* its manager is gone: free when empty */
     char *name;
     struct cdm_resolved *r;     /* parameters for new connections */
-    uint64_t gen;               /* parameter generation */
     struct pool_cfg cfg;
-    cdm_conn *idle;             /* LIFO through ->next, most recent first */
-    cdm_conn *busy;             /* borrowed, through ->next / ->prev */
-    int nidle, nbusy, nopening;
+    struct cdm_slot *chunks[MAX_CHUNKS];
+    int nslots;
+    int nopening;
     struct waiter *wq_head, *wq_tail;
-    int nwaiting;
     int64_t next_cleanup_ms;
-    int64_t acquired, created, destroyed, timeouts, wait_ns_total;
+    int64_t acquired_retired, created, destroyed, timeouts, wait_ns_total;
 };
+
+static _Atomic uint64_t incarnations;
+
+/* The slot each thread last returned to a pool, per pool incarnation. */
+#define HINTS 4
+struct hint {
+    struct cdm_pool *pool;
+    uint64_t incarnation;
+    struct cdm_slot *slot;
+};
+static _Thread_local struct hint hints[HINTS];
+static _Thread_local unsigned hint_next;
 
 /* ------------------------------------------------------------ clocks */
 
@@ -59,8 +102,7 @@ int64_t cdm__now_ms(void)
     struct timespec ts;
 
     /* Coarse: a few ms of resolution is plenty for idle and lifetime
-     * limits, and it costs a fraction of the precise clock on the hot
-     * path. */
+     * limits, and it costs a fraction of the precise clock. */
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -80,6 +122,31 @@ static struct timespec ns_to_ts(int64_t ns)
     return ts;
 }
 
+/* ------------------------------------------------------------- hints */
+
+static struct cdm_slot *hint_get(struct cdm_pool *p, uint64_t incarnation)
+{
+    for (unsigned i = 0; i < HINTS; i++)
+        if (hints[i].pool == p && hints[i].incarnation == incarnation)
+            return hints[i].slot;
+    return NULL;
+}
+
+static void hint_set(struct cdm_pool *p, uint64_t incarnation,
+                     struct cdm_slot *s)
+{
+    struct hint *h = NULL;
+
+    for (unsigned i = 0; i < HINTS && !h; i++)
+        if (hints[i].pool == p)
+            h = &hints[i];
+    if (!h)
+        h = &hints[hint_next++ % HINTS];
+    h->pool = p;
+    h->incarnation = incarnation;
+    h->slot = s;
+}
+
 /* ------------------------------------------------------------ basics */
 
 struct cdm_pool *cdm__pool_new(void)
@@ -94,7 +161,7 @@ struct cdm_pool *cdm__pool_new(void)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&p->drained, &attr);
     pthread_condattr_destroy(&attr);
-    p->detached = true;
+    atomic_store(&p->detached, true);
     return p;
 }
 
@@ -103,55 +170,122 @@ void cdm__pool_free(struct cdm_pool *p)
     if (!p)
         return;
     cdm__resolved_free(p->r);
+    for (int i = 0; i < MAX_CHUNKS && p->chunks[i]; i++)
+        free(p->chunks[i]);
     free(p->name);
     pthread_cond_destroy(&p->drained);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
-static int total(const struct cdm_pool *p)
+static struct cdm_slot *slot_at(struct cdm_pool *p, int i)
 {
-    return p->nidle + p->nbusy + p->nopening;
+    return &p->chunks[i / CHUNK][i % CHUNK];
 }
 
-static bool has_room(const struct cdm_pool *p)
+static int total(struct cdm_pool *p)
+{
+    return atomic_load(&p->nconns) + p->nopening;
+}
+
+static bool has_room(struct cdm_pool *p)
 {
     return p->cfg.max < 0 || total(p) < p->cfg.max;
 }
 
-static void busy_link(struct cdm_pool *p, cdm_conn *c)
+/* With the lock held: borrowed connections, and those being opened. */
+static int count_busy(struct cdm_pool *p)
 {
-    c->prev = NULL;
-    c->next = p->busy;
-    if (p->busy)
-        p->busy->prev = c;
-    p->busy = c;
-    p->nbusy++;
-}
+    int n = p->nopening;
 
-static void busy_unlink(struct cdm_pool *p, cdm_conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        p->busy = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    p->nbusy--;
-}
-
-/* Closes connections taken out of a pool; no lock held. */
-static void destroy_list(cdm_conn *c)
-{
-    while (c) {
-        cdm_conn *next = c->next;
-        cdm__conn_destroy(c);
-        c = next;
+    for (int i = 0; i < p->nslots; i++) {
+        int st = atomic_load(&slot_at(p, i)->state);
+        n += st == S_BUSY || st == S_CLAIMED;
     }
+    return n;
 }
 
-/* With the lock held: a slot freed up, so let the oldest waiter open a
+static void maybe_drained(struct cdm_pool *p)
+{
+    if (atomic_load(&p->detached) && count_busy(p) == 0)
+        pthread_cond_broadcast(&p->drained);
+}
+
+/* With the lock held: puts a new connection in an empty slot, BUSY. */
+static int place(struct cdm_pool *p, cdm_conn *c)
+{
+    struct cdm_slot *s = NULL;
+
+    for (int i = 0; i < p->nslots && !s; i++)
+        if (atomic_load(&slot_at(p, i)->state) == S_EMPTY)
+            s = slot_at(p, i);
+    if (!s) {
+        if (p->nslots == MAX_CHUNKS * CHUNK)
+            return cdm__fail(CDM_ERR_POOL_FULL, "definition '%s': more than "
+                             "%d connections in one pool", p->name,
+                             MAX_CHUNKS * CHUNK);
+        if (p->nslots % CHUNK == 0 && !p->chunks[p->nslots / CHUNK]) {
+            struct cdm_slot *chunk = aligned_alloc(CACHE_LINE, CHUNK * sizeof *s);
+            if (!chunk)
+                return cdm__nomem();
+            memset(chunk, 0, CHUNK * sizeof *s);
+            p->chunks[p->nslots / CHUNK] = chunk;
+        }
+        s = slot_at(p, p->nslots++);
+    }
+    s->conn = c;
+    c->slot = s;
+    atomic_store(&s->state, S_BUSY);
+    atomic_fetch_add(&p->nconns, 1);
+    return CDM_OK;
+}
+
+/* With the lock held: empties a BUSY or CLAIMED slot whose connection the
+ * caller will close (unlocked). */
+static void unplace(struct cdm_pool *p, cdm_conn *c)
+{
+    p->acquired_retired += atomic_load_explicit(&c->acquired, memory_order_relaxed);
+    c->slot->conn = NULL;
+    atomic_store(&c->slot->state, S_EMPTY);
+    atomic_fetch_sub(&p->nconns, 1);
+    p->destroyed++;
+}
+
+/* With the lock held: takes every IDLE connection out, for closing. */
+static cdm_conn *take_idle(struct cdm_pool *p)
+{
+    cdm_conn *dead = NULL;
+
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = slot_at(p, i);
+        int expect = S_IDLE;
+        if (atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED)) {
+            cdm_conn *c = s->conn;
+            unplace(p, c);
+            c->next = dead;
+            dead = c;
+        }
+    }
+    return dead;
+}
+
+/* With the lock held: the oldest waiter gets `c` (BUSY) directly. */
+static bool handoff(struct cdm_pool *p, cdm_conn *c)
+{
+    struct waiter *w = p->wq_head;
+
+    if (!w)
+        return false;
+    p->wq_head = w->next;
+    if (!p->wq_head)
+        p->wq_tail = NULL;
+    atomic_fetch_sub(&p->nwaiting, 1);
+    w->handed = c;
+    pthread_cond_signal(&w->cond);
+    return true;
+}
+
+/* With the lock held: a slot freed up, so the oldest waiter may open a
  * connection for itself (it keeps its place: nobody can barge in). */
 static void offer_slot(struct cdm_pool *p)
 {
@@ -162,24 +296,22 @@ static void offer_slot(struct cdm_pool *p)
     p->wq_head = w->next;
     if (!p->wq_head)
         p->wq_tail = NULL;
-    p->nwaiting--;
+    atomic_fetch_sub(&p->nwaiting, 1);
     w->may_open = true;
     p->nopening++;   /* reserved for that waiter */
     pthread_cond_signal(&w->cond);
 }
 
-static void maybe_drained(struct cdm_pool *p)
+static void destroy_list(cdm_conn *c)
 {
-    if (p->nbusy == 0 && p->nopening == 0)
-        pthread_cond_broadcast(&p->drained);
+    while (c) {
+        cdm_conn *next = c->next;
+        cdm__conn_destroy(c);
+        c = next;
+    }
 }
 
 /* ------------------------------------------------------- configuring */
-
-static int cfg_int(const struct cdm_resolved *r, const char *key)
-{
-    return (int)cdm__rget_int(r, key);
-}
 
 static bool same_params(const struct cdm_resolved *a, const struct cdm_resolved *b)
 {
@@ -210,38 +342,39 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
 {
     cdm_conn *dead = NULL;
     struct pool_cfg c;
-    int slots;
 
-    c.max = cfg_int(r, "POOL_MaximumItems");
-    c.min = cfg_int(r, "POOL_MinimumItems");
-    c.expire_ms = cfg_int(r, "POOL_ExpireTimeout");
-    c.cleanup_ms = cfg_int(r, "POOL_CleanupTimeout");
-    c.acquire_ms = cfg_int(r, "POOL_AcquireTimeout");
-    c.lifetime_ms = cfg_int(r, "POOL_MaxLifetime");
-    c.ping_ms = cfg_int(r, "POOL_PingInterval");
-    c.leak_ms = cfg_int(r, "POOL_LeakTimeout");
+    c.max = (int)cdm__rget_int(r, "POOL_MaximumItems");
+    c.min = (int)cdm__rget_int(r, "POOL_MinimumItems");
+    c.expire_ms = (int)cdm__rget_int(r, "POOL_ExpireTimeout");
+    c.cleanup_ms = (int)cdm__rget_int(r, "POOL_CleanupTimeout");
+    c.acquire_ms = (int)cdm__rget_int(r, "POOL_AcquireTimeout");
+    c.lifetime_ms = (int)cdm__rget_int(r, "POOL_MaxLifetime");
+    c.ping_ms = (int)cdm__rget_int(r, "POOL_PingInterval");
+    c.leak_ms = (int)cdm__rget_int(r, "POOL_LeakTimeout");
     c.reset = cdm__rget_bool(r, "POOL_ResetOnRelease");
 
     pthread_mutex_lock(&p->lock);
     if (!same_params(p->r, r)) {
         /* New parameters: idle connections go now, borrowed ones when
          * they come back (their generation no longer matches). */
-        if (p->r)
-            p->gen++;
-        dead = p->idle;
-        p->idle = NULL;
-        p->destroyed += p->nidle;
-        p->nidle = 0;
+        if (p->r) {
+            atomic_fetch_add(&p->gen, 1);
+            dead = take_idle(p);
+        }
         cdm__resolved_free(p->r);
         p->r = r;
     } else {
         cdm__resolved_free(r);
     }
     p->cfg = c;
+    atomic_store(&p->max, c.max);
+    atomic_store(&p->ping_ms, c.ping_ms);
+    atomic_store(&p->lifetime_ms, c.lifetime_ms);
+    atomic_store(&p->reset, c.reset);
     if (p->next_cleanup_ms == 0 || p->next_cleanup_ms > now + c.cleanup_ms)
         p->next_cleanup_ms = now + c.cleanup_ms;
     /* A higher limit (or fewer connections) lets waiters open at once. */
-    for (slots = p->nwaiting; slots > 0 && has_room(p); slots--)
+    for (int n = atomic_load(&p->nwaiting); n > 0 && has_room(p); n--)
         offer_slot(p);
     pthread_mutex_unlock(&p->lock);
     return dead;
@@ -250,19 +383,20 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
 int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation)
 {
     char *copy = cdm__strdup(name);
+    uint64_t inc = atomic_fetch_add(&incarnations, 1) + 1;
 
     if (!copy)
         return cdm__nomem();
     pthread_mutex_lock(&p->lock);
     free(p->name);
     p->name = copy;
-    p->incarnation++;
-    p->detached = false;
-    p->gen = 0;
+    atomic_store(&p->incarnation, inc);
+    atomic_store(&p->gen, 0);
     p->next_cleanup_ms = 0;
-    p->acquired = p->created = p->destroyed = p->timeouts = 0;
+    p->acquired_retired = p->created = p->destroyed = p->timeouts = 0;
     p->wait_ns_total = 0;
-    *incarnation = p->incarnation;
+    atomic_store(&p->detached, false);
+    *incarnation = inc;
     pthread_mutex_unlock(&p->lock);
     return CDM_OK;
 }
@@ -272,11 +406,8 @@ cdm_conn *cdm__pool_detach(struct cdm_pool *p)
     cdm_conn *dead;
 
     pthread_mutex_lock(&p->lock);
-    p->detached = true;
-    dead = p->idle;
-    p->idle = NULL;
-    p->destroyed += p->nidle;
-    p->nidle = 0;
+    atomic_store(&p->detached, true);
+    dead = take_idle(p);
     /* Waiters look the definition up again: a new pool or an error. */
     while (p->wq_head) {
         struct waiter *w = p->wq_head;
@@ -285,9 +416,10 @@ cdm_conn *cdm__pool_detach(struct cdm_pool *p)
         pthread_cond_signal(&w->cond);
     }
     p->wq_tail = NULL;
-    p->nwaiting = 0;
+    atomic_store(&p->nwaiting, 0);
     cdm__resolved_free(p->r);
     p->r = NULL;
+    maybe_drained(p);
     pthread_mutex_unlock(&p->lock);
     return dead;
 }
@@ -297,7 +429,7 @@ bool cdm__pool_reusable(struct cdm_pool *p)
     bool empty;
 
     pthread_mutex_lock(&p->lock);
-    empty = p->detached && total(p) == 0 && p->nwaiting == 0;
+    empty = atomic_load(&p->detached) && total(p) == 0 && !p->wq_head;
     pthread_mutex_unlock(&p->lock);
     return empty;
 }
@@ -320,9 +452,9 @@ int cdm__pool_wait_drained(struct cdm_pool *p, int64_t deadline_ns)
     int rc = CDM_OK;
 
     pthread_mutex_lock(&p->lock);
-    while (p->nbusy + p->nopening > 0) {
+    while (count_busy(p) > 0) {
         if (pthread_cond_timedwait(&p->drained, &p->lock, &ts) == ETIMEDOUT) {
-            if (p->nbusy + p->nopening > 0)
+            if (count_busy(p) > 0)
                 rc = CDM_ERR_BUSY;
             break;
         }
@@ -336,20 +468,35 @@ int cdm__pool_busy(struct cdm_pool *p)
     int n;
 
     pthread_mutex_lock(&p->lock);
-    n = p->nbusy + p->nopening;
+    n = count_busy(p);
     pthread_mutex_unlock(&p->lock);
     return n;
 }
 
 void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
 {
+    int64_t acquired;
+
     pthread_mutex_lock(&p->lock);
-    out->idle = p->nidle;
-    out->in_use = p->nbusy;
-    out->total = p->nidle + p->nbusy;
+    memset(out, 0, sizeof *out);
+    acquired = p->acquired_retired;
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = slot_at(p, i);
+        int st = atomic_load(&s->state);
+        if (st == S_EMPTY)
+            continue;
+        /* A slot can be IDLE for an instant between a release and the
+         * handoff it settles; it is counted where it stands. */
+        if (st == S_IDLE)
+            out->idle++;
+        else
+            out->in_use++;
+        acquired += atomic_load_explicit(&s->conn->acquired, memory_order_relaxed);
+    }
+    out->total = out->idle + out->in_use;
     out->opening = p->nopening;
-    out->waiting = p->nwaiting;
-    out->acquired = p->acquired;
+    out->waiting = atomic_load(&p->nwaiting);
+    out->acquired = acquired;
     out->created = p->created;
     out->destroyed = p->destroyed;
     out->timeouts = p->timeouts;
@@ -359,21 +506,60 @@ void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
 
 /* --------------------------------------------------------- borrowing */
 
+/* Marks `c` as the caller's; counted once the caller really has it. */
+static void lend(struct cdm_pool *p, cdm_conn *c, int64_t now)
+{
+    atomic_store_explicit(&c->borrowed_ms, now, memory_order_relaxed);
+    atomic_store_explicit(&c->leak_logged, false, memory_order_relaxed);
+    /* Only the borrower writes it: no read-modify-write needed. */
+    atomic_store_explicit(&c->acquired,
+                          atomic_load_explicit(&c->acquired, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->busy, 0, memory_order_relaxed);
+    hint_set(p, c->incarnation, c->slot);
+}
+
+/* Checks an idle connection before handing it out; no lock held. */
+static bool usable(cdm_conn *c, int ping_ms, int64_t now)
+{
+    if (c->drv->alive(c->dc) != CDM_OK)
+        return false;
+    if (ping_ms >= 0 && now - c->idle_since_ms >= ping_ms)
+        return c->drv->ping(c->dc) == CDM_OK;
+    return true;
+}
+
+/* Closes a connection the caller holds (BUSY or CLAIMED); no lock held. */
+static void destroy_held(struct cdm_pool *p, cdm_conn *c)
+{
+    bool free_pool;
+
+    pthread_mutex_lock(&p->lock);
+    unplace(p, c);
+    offer_slot(p);
+    maybe_drained(p);
+    free_pool = p->orphan && total(p) == 0;
+    pthread_mutex_unlock(&p->lock);
+    cdm__conn_destroy(c);
+    if (free_pool)
+        cdm__pool_free(p);
+}
+
 /* Opens a physical connection for the pool; a slot (nopening) is already
  * reserved.  No lock held on entry or exit. */
 static int open_one(struct cdm_pool *p, cdm_conn **out)
 {
     struct cdm_resolved *r = NULL;
-    uint64_t gen;
+    uint64_t gen, inc;
     cdm_conn *c = NULL;
     bool have = false;
     int rc;
 
-    /* The parameters may be replaced while we connect: work on a copy
-     * taken under the lock. */
+    /* The parameters may be replaced while we connect: work on a copy. */
     pthread_mutex_lock(&p->lock);
-    gen = p->gen;
-    if (p->r && !p->detached) {
+    gen = atomic_load(&p->gen);
+    inc = atomic_load(&p->incarnation);
+    if (p->r && !atomic_load(&p->detached)) {
         have = true;
         r = cdm__resolved_clone(p->r);
     }
@@ -388,24 +574,26 @@ static int open_one(struct cdm_pool *p, cdm_conn **out)
 
     pthread_mutex_lock(&p->lock);
     p->nopening--;
-    if (rc == CDM_OK) {
-        if (p->detached || gen != p->gen) {
-            /* Opened with parameters that are no longer current. */
+    if (rc == CDM_OK && (atomic_load(&p->detached) || gen != atomic_load(&p->gen))) {
+        /* Opened with parameters that are no longer current. */
+        pthread_mutex_unlock(&p->lock);
+        cdm__conn_destroy(c);
+        pthread_mutex_lock(&p->lock);
+        rc = CDM__RETRY;
+    } else if (rc == CDM_OK) {
+        int64_t now = cdm__now_ms();
+        c->pool = p;
+        c->gen = gen;
+        c->incarnation = inc;
+        c->created_ms = now;
+        c->idle_since_ms = now;
+        if ((rc = place(p, c)) == CDM_OK) {
+            p->created++;
+            *out = c;
+        } else {
             pthread_mutex_unlock(&p->lock);
             cdm__conn_destroy(c);
             pthread_mutex_lock(&p->lock);
-            rc = CDM__RETRY;
-        } else {
-            int64_t now = cdm__now_ms();
-            c->pool = p;
-            c->gen = gen;
-            c->created_ms = now;
-            c->borrowed_ms = now;
-            c->idle_since_ms = now;
-            c->leak_logged = false;
-            busy_link(p, c);
-            p->created++;
-            *out = c;
         }
     }
     if (rc != CDM_OK) {
@@ -417,33 +605,61 @@ static int open_one(struct cdm_pool *p, cdm_conn **out)
     return rc;
 }
 
-/* Checks an idle connection before handing it out; no lock held. */
-static bool usable(cdm_conn *c, int ping_ms, int64_t now)
+/* With the lock held: claims the most recently returned IDLE connection
+ * (LIFO keeps the working set warm), or NULL. */
+static cdm_conn *claim_idle(struct cdm_pool *p)
 {
-    if (c->drv->alive(c->dc) != CDM_OK)
-        return false;
-    if (ping_ms >= 0 && now - c->idle_since_ms >= ping_ms)
-        return c->drv->ping(c->dc) == CDM_OK;
-    return true;
+    for (;;) {
+        struct cdm_slot *best = NULL;
+        int expect = S_IDLE;
+
+        for (int i = 0; i < p->nslots; i++) {
+            struct cdm_slot *s = slot_at(p, i);
+            if (atomic_load(&s->state) == S_IDLE &&
+                (!best || s->conn->idle_since_ms > best->conn->idle_since_ms))
+                best = s;
+        }
+        if (!best)
+            return NULL;
+        /* A thread on the fast path may take it first: look again. */
+        if (atomic_compare_exchange_strong(&best->state, &expect, S_BUSY))
+            return best->conn;
+    }
 }
 
-static void drop_borrowed(struct cdm_pool *p, cdm_conn *c)
+static int full_error(struct cdm_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
-    busy_unlink(p, c);
-    p->destroyed++;
-    offer_slot(p);
-    maybe_drained(p);
+    int max = p->cfg.max, ms = p->cfg.acquire_ms;
+
+    p->timeouts++;
     pthread_mutex_unlock(&p->lock);
-    cdm__conn_destroy(c);
+    return cdm__fail(CDM_ERR_POOL_FULL,
+                     "definition '%s': all %d pooled connections are in use "
+                     "and none was returned within %d ms (POOL_AcquireTimeout)",
+                     p->name, max, ms);
 }
 
-int cdm__pool_acquire(struct cdm_pool *p, uint64_t incarnation,
-                      cdm_conn **out)
+static void dequeue(struct cdm_pool *p, struct waiter *w)
+{
+    struct waiter **pp = &p->wq_head, *prev = NULL;
+
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = w->next;
+        if (p->wq_tail == w)
+            p->wq_tail = prev;
+        atomic_fetch_sub(&p->nwaiting, 1);
+    }
+}
+
+static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 {
     struct waiter w;
+    bool waiting = false;
     int64_t start = 0, deadline = 0;
-    bool waited = false;
     int rc;
 
     pthread_mutex_lock(&p->lock);
@@ -451,93 +667,78 @@ int cdm__pool_acquire(struct cdm_pool *p, uint64_t incarnation,
         cdm_conn *c;
         int ping_ms;
 
-        if (p->detached || p->incarnation != incarnation) {
-            pthread_mutex_unlock(&p->lock);
-            return CDM__RETRY;
+        if (atomic_load(&p->detached) || atomic_load(&p->incarnation) != inc) {
+            rc = CDM__RETRY;
+            break;
         }
-        if ((c = p->idle)) {
+        /* Waiters are served in order: take an idle connection only when
+         * nobody is ahead of us. */
+        if ((!waiting ? !p->wq_head : p->wq_head == &w) && (c = claim_idle(p))) {
             int64_t now = cdm__now_ms();
-            p->idle = c->next;
-            p->nidle--;
-            busy_link(p, c);
-            c->borrowed_ms = now;
-            c->leak_logged = false;
-            ping_ms = p->cfg.ping_ms;
-            p->acquired++;
-            if (waited)
+            if (waiting) {
+                dequeue(p, &w);
+                waiting = false;
                 p->wait_ns_total += now_ns() - start;
+                pthread_cond_destroy(&w.cond);
+            }
+            ping_ms = p->cfg.ping_ms;
             pthread_mutex_unlock(&p->lock);
-            if (usable(c, ping_ms, now)) {
-                atomic_store_explicit(&c->busy, 0, memory_order_relaxed);
+            if (c->gen == atomic_load(&p->gen) && usable(c, ping_ms, now)) {
+                lend(p, c, now);
                 *out = c;
                 return CDM_OK;
             }
-            /* Dead: replaced without the caller seeing an error. */
-            pthread_mutex_lock(&p->lock);
-            p->acquired--;
-            pthread_mutex_unlock(&p->lock);
-            drop_borrowed(p, c);
+            /* Dead or outdated: replaced without the caller seeing an error. */
+            destroy_held(p, c);
             pthread_mutex_lock(&p->lock);
             continue;
         }
-        if (has_room(p)) {
+        if (!waiting && !p->wq_head && has_room(p)) {
             p->nopening++;
             pthread_mutex_unlock(&p->lock);
             goto open;
         }
-        if (p->cfg.acquire_ms == 0 ||
-            (waited && now_ns() >= deadline)) {
-            int max = p->cfg.max, ms = p->cfg.acquire_ms;
-            p->timeouts++;
-            pthread_mutex_unlock(&p->lock);
-            return cdm__fail(CDM_ERR_POOL_FULL,
-                             "definition '%s': all %d pooled connections are "
-                             "in use and none was returned within %d ms "
-                             "(POOL_AcquireTimeout)", p->name, max, ms);
+        if (!waiting) {
+            pthread_condattr_t attr;
+            if (p->cfg.acquire_ms == 0)
+                return full_error(p);
+            /* Full: wait in line.  A release hands its connection straight
+             * to the oldest waiter. */
+            pthread_condattr_init(&attr);
+            pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+            pthread_cond_init(&w.cond, &attr);
+            pthread_condattr_destroy(&attr);
+            w.next = NULL;
+            w.handed = NULL;
+            w.may_open = w.retry = false;
+            if (p->wq_tail)
+                p->wq_tail->next = &w;
+            else
+                p->wq_head = &w;
+            p->wq_tail = &w;
+            atomic_fetch_add(&p->nwaiting, 1);
+            waiting = true;
+            start = now_ns();
+            deadline = start + (int64_t)p->cfg.acquire_ms * 1000000;
+            continue;   /* look at the slots once more before sleeping */
         }
-        break;
-    }
-
-    /* Full: wait in line.  A release hands its connection straight to the
-     * oldest waiter, so nobody arriving later can take it first. */
-    {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&w.cond, &attr);
-        pthread_condattr_destroy(&attr);
-    }
-    start = now_ns();
-    deadline = start + (int64_t)p->cfg.acquire_ms * 1000000;
-    for (;;) {
-        struct timespec ts = ns_to_ts(deadline);
-        bool timed_out = false;
-
-        w.next = NULL;
-        w.handed = NULL;
-        w.may_open = w.retry = false;
-        if (p->wq_tail)
-            p->wq_tail->next = &w;
-        else
-            p->wq_head = &w;
-        p->wq_tail = &w;
-        p->nwaiting++;
-        while (!w.handed && !w.may_open && !w.retry && !timed_out)
-            timed_out = pthread_cond_timedwait(&w.cond, &p->lock, &ts) == ETIMEDOUT;
+        {
+            struct timespec ts = ns_to_ts(deadline);
+            if (pthread_cond_timedwait(&w.cond, &p->lock, &ts) == ETIMEDOUT &&
+                !w.handed && !w.may_open && !w.retry) {
+                dequeue(p, &w);
+                pthread_cond_destroy(&w.cond);
+                return full_error(p);
+            }
+        }
         if (w.handed) {
-            cdm_conn *c = w.handed;
-            p->acquired++;
+            c = w.handed;
             p->wait_ns_total += now_ns() - start;
             pthread_mutex_unlock(&p->lock);
             pthread_cond_destroy(&w.cond);
-            atomic_store_explicit(&c->busy, 0, memory_order_relaxed);
+            lend(p, c, cdm__now_ms());
             *out = c;
             return CDM_OK;
-        }
-        if (w.retry) {
-            pthread_mutex_unlock(&p->lock);
-            pthread_cond_destroy(&w.cond);
-            return CDM__RETRY;
         }
         if (w.may_open) {
             p->wait_ns_total += now_ns() - start;
@@ -545,41 +746,53 @@ int cdm__pool_acquire(struct cdm_pool *p, uint64_t incarnation,
             pthread_cond_destroy(&w.cond);
             goto open;
         }
-        /* Timed out and still in the queue: leave it. */
-        {
-            struct waiter **pp = &p->wq_head, *prev = NULL;
-            while (*pp && *pp != &w) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            if (*pp) {
-                *pp = w.next;
-                if (p->wq_tail == &w)
-                    p->wq_tail = prev;
-                p->nwaiting--;
-            }
-        }
-        {
-            int max = p->cfg.max, ms = p->cfg.acquire_ms;
-            p->timeouts++;
+        if (w.retry) {
             pthread_mutex_unlock(&p->lock);
             pthread_cond_destroy(&w.cond);
-            return cdm__fail(CDM_ERR_POOL_FULL,
-                             "definition '%s': all %d pooled connections are "
-                             "in use and none was returned within %d ms "
-                             "(POOL_AcquireTimeout)", p->name, max, ms);
+            return CDM__RETRY;
         }
     }
+    if (waiting) {
+        dequeue(p, &w);
+        pthread_cond_destroy(&w.cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
 
 open:
-    rc = open_one(p, out);
-    if (rc == CDM_OK) {
-        pthread_mutex_lock(&p->lock);
-        p->acquired++;
-        pthread_mutex_unlock(&p->lock);
-        atomic_store_explicit(&(*out)->busy, 0, memory_order_relaxed);
-    }
+    if ((rc = open_one(p, out)) == CDM_OK)
+        lend(p, *out, cdm__now_ms());
     return rc;
+}
+
+int cdm__pool_acquire(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
+{
+    struct cdm_slot *s = hint_get(p, inc);
+    int expect = S_IDLE;
+
+    /* The fast path: this thread's last connection, if nobody waits. */
+    if (s && atomic_load_explicit(&p->nwaiting, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong_explicit(&s->state, &expect, S_BUSY,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)) {
+        cdm_conn *c = s->conn;
+        int64_t now;
+
+        if (c->incarnation != inc ||
+            c->gen != atomic_load_explicit(&p->gen, memory_order_acquire)) {
+            /* Not for us: settled under the lock like a return. */
+            cdm__pool_release(c);
+            return acquire_slow(p, inc, out);
+        }
+        now = cdm__now_ms();
+        if (usable(c, atomic_load_explicit(&p->ping_ms, memory_order_relaxed), now)) {
+            lend(p, c, now);
+            *out = c;
+            return CDM_OK;
+        }
+        destroy_held(p, c);
+    }
+    return acquire_slow(p, inc, out);
 }
 
 /* -------------------------------------------------------- returning */
@@ -587,114 +800,133 @@ open:
 void cdm__pool_release(cdm_conn *c)
 {
     struct cdm_pool *p = c->pool;
+    struct cdm_slot *s = c->slot;
     bool keep = !c->broken;
-    bool free_pool = false;
-    int lifetime_ms, reset;
-
-    pthread_mutex_lock(&p->lock);
-    lifetime_ms = p->cfg.lifetime_ms;
-    reset = p->cfg.reset;
-    pthread_mutex_unlock(&p->lock);
+    int lifetime_ms = atomic_load_explicit(&p->lifetime_ms, memory_order_relaxed);
+    int max;
+    int64_t now = cdm__now_ms();
 
     /* Driver work first, with no lock held. */
     if (keep && c->drv->in_transaction(c->dc) &&
         c->drv->rollback(c->dc) != CDM_OK)
         keep = false;
-    if (keep && reset && c->drv->reset && c->drv->reset(c->dc) != CDM_OK)
+    if (keep && atomic_load_explicit(&p->reset, memory_order_relaxed) &&
+        c->drv->reset && c->drv->reset(c->dc) != CDM_OK)
         keep = false;
     if (keep && c->drv->alive(c->dc) != CDM_OK)
         keep = false;
-    if (keep && lifetime_ms > 0 && cdm__now_ms() - c->created_ms >= lifetime_ms)
+    if (keep && lifetime_ms > 0 && now - c->created_ms >= lifetime_ms)
+        keep = false;
+    /* A lowered POOL_MaximumItems applies at once: surplus connections
+     * close as they come back. */
+    max = atomic_load_explicit(&p->max, memory_order_relaxed);
+    if (keep && max >= 0 && atomic_load_explicit(&p->nconns, memory_order_relaxed) > max)
         keep = false;
 
-    pthread_mutex_lock(&p->lock);
-    /* A lowered POOL_MaximumItems applies at once: surplus connections
-     * are closed as they come back. */
-    if (keep && p->cfg.max >= 0 && total(p) > p->cfg.max)
-        keep = false;
-    if (keep && !p->detached && c->gen == p->gen) {
-        struct waiter *w = p->wq_head;
-        if (w) {
-            /* Straight to the oldest waiter: it stays borrowed. */
-            p->wq_head = w->next;
-            if (!p->wq_head)
-                p->wq_tail = NULL;
-            p->nwaiting--;
-            c->borrowed_ms = cdm__now_ms();
-            c->leak_logged = false;
-            w->handed = c;
-            pthread_cond_signal(&w->cond);
+    if (keep) {
+        c->idle_since_ms = now;
+        hint_set(p, c->incarnation, s);
+        atomic_store(&s->state, S_IDLE);
+        /* The common case ends here.  Otherwise someone changed the pool
+         * or is waiting: settle it under the lock. */
+        if (atomic_load(&p->nwaiting) == 0 && !atomic_load(&p->detached) &&
+            c->gen == atomic_load(&p->gen))
+            return;
+        pthread_mutex_lock(&p->lock);
+        {
+            int expect = S_IDLE;
+            /* Somebody (a waiter looking, the cleanup) may have it now. */
+            if (!atomic_compare_exchange_strong(&s->state, &expect, S_BUSY)) {
+                pthread_mutex_unlock(&p->lock);
+                return;
+            }
+        }
+        if (!atomic_load(&p->detached) && c->gen == atomic_load(&p->gen)) {
+            if (!handoff(p, c))
+                atomic_store(&s->state, S_IDLE);
             pthread_mutex_unlock(&p->lock);
             return;
         }
-        busy_unlink(p, c);
-        c->idle_since_ms = cdm__now_ms();
-        c->next = p->idle;
-        p->idle = c;
-        p->nidle++;
-        maybe_drained(p);
         pthread_mutex_unlock(&p->lock);
-        return;
     }
-    busy_unlink(p, c);
-    p->destroyed++;
-    offer_slot(p);
-    maybe_drained(p);
-    free_pool = p->orphan && total(p) == 0;
-    pthread_mutex_unlock(&p->lock);
-    cdm__conn_destroy(c);
-    if (free_pool)
-        cdm__pool_free(p);
+    destroy_held(p, c);
 }
 
 /* ---------------------------------------------------------- cleanup */
 
 int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
 {
-    cdm_conn *dead = NULL, **pp;
+    cdm_conn *dead = NULL, *idle[64];
     struct { char name[256]; int64_t out_ms; int limit; } leaks[8];
-    int nleaks = 0, keep, want_open = 0;
+    int nleaks = 0, nidle = 0, want_open = 0, idle_count = 0;
     int64_t next;
 
     pthread_mutex_lock(&p->lock);
-    if (p->detached || now < p->next_cleanup_ms) {
-        next = p->detached ? INT64_MAX : p->next_cleanup_ms;
+    if (atomic_load(&p->detached) || now < p->next_cleanup_ms) {
+        next = atomic_load(&p->detached) ? INT64_MAX : p->next_cleanup_ms;
         pthread_mutex_unlock(&p->lock);
         return next;
     }
-    /* Most recently used first: keep the first POOL_MinimumItems. */
-    keep = p->cfg.min;
-    for (pp = &p->idle; *pp;) {
-        cdm_conn *c = *pp;
+    /* Claim the idle connections, newest first, and keep the newest
+     * POOL_MinimumItems of them whatever their age. */
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = slot_at(p, i);
+        int expect = S_IDLE;
+        if (nidle < 64 && atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED))
+            idle[nidle++] = s->conn;
+    }
+    for (int i = 1; i < nidle; i++)
+        for (int j = i; j > 0 && idle[j]->idle_since_ms > idle[j - 1]->idle_since_ms; j--) {
+            cdm_conn *t = idle[j];
+            idle[j] = idle[j - 1];
+            idle[j - 1] = t;
+        }
+    for (int i = 0; i < nidle; i++) {
+        cdm_conn *c = idle[i];
         bool expired = now - c->idle_since_ms >= p->cfg.expire_ms;
         bool too_old = p->cfg.lifetime_ms > 0 &&
                        now - c->created_ms >= p->cfg.lifetime_ms;
-        if (too_old || (expired && keep <= 0)) {
-            *pp = c->next;
+        if (too_old || (expired && idle_count >= p->cfg.min)) {
+            unplace(p, c);
             c->next = dead;
             dead = c;
-            p->nidle--;
-            p->destroyed++;
             continue;
         }
-        keep--;
-        pp = &c->next;
+        idle_count++;
+        atomic_store(&c->slot->state, S_IDLE);
+        /* A waiter may have queued while we held it. */
+        {
+            int expect = S_IDLE;
+            if (p->wq_head && atomic_compare_exchange_strong(&c->slot->state, &expect, S_BUSY) &&
+                !handoff(p, c))
+                atomic_store(&c->slot->state, S_IDLE);
+        }
     }
     if (p->cfg.leak_ms > 0)
-        for (cdm_conn *c = p->busy; c; c = c->next)
-            if (!c->leak_logged && now - c->borrowed_ms >= p->cfg.leak_ms) {
-                c->leak_logged = true;
-                if (nleaks < 8) {
-                    snprintf(leaks[nleaks].name, sizeof leaks[0].name, "%s",
-                             p->name);
-                    leaks[nleaks].out_ms = now - c->borrowed_ms;
-                    leaks[nleaks].limit = p->cfg.leak_ms;
-                    nleaks++;
-                }
+        for (int i = 0; i < p->nslots; i++) {
+            struct cdm_slot *s = slot_at(p, i);
+            cdm_conn *c;
+            int64_t out;
+            if (atomic_load(&s->state) != S_BUSY || !(c = s->conn))
+                continue;
+            out = now - atomic_load_explicit(&c->borrowed_ms, memory_order_relaxed);
+            if (out < p->cfg.leak_ms ||
+                atomic_exchange_explicit(&c->leak_logged, true, memory_order_relaxed))
+                continue;
+            if (nleaks < 8) {
+                snprintf(leaks[nleaks].name, sizeof leaks[0].name, "%s", p->name);
+                leaks[nleaks].out_ms = out;
+                leaks[nleaks].limit = p->cfg.leak_ms;
+                nleaks++;
             }
-    while (p->nidle + p->nopening + want_open < p->cfg.min && has_room(p)) {
+        }
+    while (idle_count + want_open < p->cfg.min && has_room(p)) {
         p->nopening++;
         want_open++;
+    }
+    if (dead) {
+        offer_slot(p);
+        maybe_drained(p);
     }
     p->next_cleanup_ms = now + p->cfg.cleanup_ms;
     next = p->next_cleanup_ms;
@@ -707,21 +939,22 @@ int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
                  "and not returned (POOL_LeakTimeout=%d)", leaks[i].name,
                  (long long)leaks[i].out_ms, leaks[i].limit);
     /* POOL_MinimumItems: opened here, outside every lock, and parked. */
-    while (want_open-- > 0) {
+    while (want_open > 0) {
         cdm_conn *c;
-        int rc = open_one(p, &c);
-        if (rc != CDM_OK) {
-            if (rc != CDM__RETRY)
-                cdm__log(m, CDM_LOG_WARN, "%s", cdm_errmsg());
-            pthread_mutex_lock(&p->lock);
-            while (want_open-- > 0)
-                p->nopening--;
-            offer_slot(p);
-            maybe_drained(p);
-            pthread_mutex_unlock(&p->lock);
-            break;
+        int rc;
+        want_open--;
+        if ((rc = open_one(p, &c)) == CDM_OK) {
+            cdm__pool_release(c);
+            continue;
         }
-        cdm__pool_release(c);
+        if (rc != CDM__RETRY)
+            cdm__log(m, CDM_LOG_WARN, "%s", cdm_errmsg());
+        pthread_mutex_lock(&p->lock);
+        p->nopening -= want_open;
+        want_open = 0;
+        offer_slot(p);
+        maybe_drained(p);
+        pthread_mutex_unlock(&p->lock);
     }
     return next;
 }
