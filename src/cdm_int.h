@@ -309,6 +309,7 @@ struct cdm_conn {
     uint64_t gen;           /* the pool's parameter generation at open */
     int64_t created_ms;
     int64_t idle_since_ms;  /* published by the IDLE store of its slot */
+    int64_t idle_key;       /* LIFO order of returns (see pool.c) */
     _Atomic int64_t borrowed_ms;
     atomic_bool leak_logged;
     _Atomic int64_t acquired; /* borrows, written by the borrower only */

@@ -258,20 +258,23 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
 
     if (!m)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_close: manager is NULL");
+    /* Pools first, so that no connect gets through from here on, even one
+     * on a thread's fast path; then the cleanup thread. */
     pthread_mutex_lock(&m->lock);
     m->closed = true;
     m->stop = true;
+    for (size_t i = 0; i < m->ndefs; i++)
+        drop_pool(m->defs[i], &dead);
     running = m->cleaner_running;
     m->cleaner_running = false;
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->lock);
-    /* Woken by the condition variable, it ends at once. */
+    /* Woken by the condition variable, it ends at once (unless it is in
+     * the middle of opening a connection for POOL_MinimumItems). */
     if (running)
         pthread_join(m->cleaner, NULL);
 
     pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; i < m->ndefs; i++)
-        drop_pool(m->defs[i], &dead);
     npools = m->npools;
     if (npools && (pools = malloc(npools * sizeof *pools)))
         memcpy(pools, m->pools, npools * sizeof *pools);

@@ -27,12 +27,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 enum { S_EMPTY = 0, S_IDLE, S_BUSY, S_CLAIMED };
 
 #define CHUNK 16
-#define MAX_CHUNKS 256   /* at most 4096 connections in one pool */
 
 /* One cache line each: two threads borrowing and returning their own
  * connections must not write to the same line. */
@@ -75,7 +75,9 @@ struct cdm_pool {
     char *name;
     struct cdm_resolved *r;     /* parameters for new connections */
     struct pool_cfg cfg;
-    struct cdm_slot *chunks[MAX_CHUNKS];
+    struct cdm_slot **chunks;   /* CHUNK slots each; the table may move,
+                                 * the chunks never do */
+    int nchunks;
     int nslots;
     int nopening;
     struct waiter *wq_head, *wq_tail;
@@ -94,6 +96,14 @@ struct hint {
 };
 static _Thread_local struct hint hints[HINTS];
 static _Thread_local unsigned hint_next;
+/* Orders this thread's returns within one tick of the coarse clock. */
+static _Thread_local uint32_t return_seq;
+
+/* The LIFO key of a return: coarse ms, then this thread's sequence. */
+static int64_t idle_key(int64_t now_ms)
+{
+    return now_ms << 20 | (int64_t)(return_seq++ & 0xfffff);
+}
 
 /* ------------------------------------------------------------ clocks */
 
@@ -170,8 +180,9 @@ void cdm__pool_free(struct cdm_pool *p)
     if (!p)
         return;
     cdm__resolved_free(p->r);
-    for (int i = 0; i < MAX_CHUNKS && p->chunks[i]; i++)
+    for (int i = 0; i < p->nchunks; i++)
         free(p->chunks[i]);
+    free(p->chunks);
     free(p->name);
     pthread_cond_destroy(&p->drained);
     pthread_mutex_destroy(&p->lock);
@@ -220,16 +231,15 @@ static int place(struct cdm_pool *p, cdm_conn *c)
         if (atomic_load(&slot_at(p, i)->state) == S_EMPTY)
             s = slot_at(p, i);
     if (!s) {
-        if (p->nslots == MAX_CHUNKS * CHUNK)
-            return cdm__fail(CDM_ERR_POOL_FULL, "definition '%s': more than "
-                             "%d connections in one pool", p->name,
-                             MAX_CHUNKS * CHUNK);
-        if (p->nslots % CHUNK == 0 && !p->chunks[p->nslots / CHUNK]) {
-            struct cdm_slot *chunk = aligned_alloc(CACHE_LINE, CHUNK * sizeof *s);
-            if (!chunk)
+        if (p->nslots == p->nchunks * CHUNK) {
+            struct cdm_slot **table, *chunk;
+            if (!(table = realloc(p->chunks, (size_t)(p->nchunks + 1) * sizeof *table)))
+                return cdm__nomem();
+            p->chunks = table;
+            if (!(chunk = aligned_alloc(CACHE_LINE, CHUNK * sizeof *s)))
                 return cdm__nomem();
             memset(chunk, 0, CHUNK * sizeof *s);
-            p->chunks[p->nslots / CHUNK] = chunk;
+            p->chunks[p->nchunks++] = chunk;
         }
         s = slot_at(p, p->nslots++);
     }
@@ -313,18 +323,60 @@ static void destroy_list(cdm_conn *c)
 
 /* ------------------------------------------------------- configuring */
 
-static bool same_params(const struct cdm_resolved *a, const struct cdm_resolved *b)
+/* Keys that shape the pool, not its connections: changing them applies
+ * new limits without closing anything that still fits. */
+static bool pool_key(const char *key)
 {
-    if (!a || !b || a->nkv != b->nkv || a->drv != b->drv)
-        return false;
+    return strncasecmp(key, "POOL_", 5) == 0 || cdm__streq_nocase(key, "Pooled");
+}
+
+/* True if every key of `a` that shapes a connection is the same in `b`. */
+static bool covers(const struct cdm_resolved *a, const struct cdm_resolved *b)
+{
     for (size_t i = 0; i < a->nkv; i++) {
-        const struct cdm_rkv *kv = cdm__rfind(b, a->kv[i].key);
+        const struct cdm_rkv *kv;
+        if (pool_key(a->kv[i].key))
+            continue;
+        kv = cdm__rfind(b, a->kv[i].key);
         if (!kv || strcmp(kv->value, a->kv[i].value) != 0 ||
             (kv->dir == NULL) != (a->kv[i].dir == NULL) ||
             (kv->dir && strcmp(kv->dir, a->kv[i].dir) != 0))
             return false;
     }
     return true;
+}
+
+static bool same_connection(const struct cdm_resolved *a,
+                            const struct cdm_resolved *b)
+{
+    return a && b && a->drv == b->drv && covers(a, b) && covers(b, a);
+}
+
+/* With the lock held: closes idle connections above a lowered limit,
+ * oldest first; borrowed ones close as they come back. */
+static cdm_conn *trim_surplus(struct cdm_pool *p)
+{
+    cdm_conn *dead = NULL;
+
+    while (p->cfg.max >= 0 && atomic_load(&p->nconns) > p->cfg.max) {
+        struct cdm_slot *oldest = NULL;
+        int expect = S_IDLE;
+        for (int i = 0; i < p->nslots; i++) {
+            struct cdm_slot *s = slot_at(p, i);
+            if (atomic_load(&s->state) == S_IDLE &&
+                (!oldest || s->conn->idle_key < oldest->conn->idle_key))
+                oldest = s;
+        }
+        if (!oldest)
+            break;
+        if (atomic_compare_exchange_strong(&oldest->state, &expect, S_CLAIMED)) {
+            cdm_conn *c = oldest->conn;
+            unplace(p, c);
+            c->next = dead;
+            dead = c;
+        }
+    }
+    return dead;
 }
 
 int cdm__pool_check_cfg(const struct cdm_resolved *r)
@@ -354,7 +406,7 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
     c.reset = cdm__rget_bool(r, "POOL_ResetOnRelease");
 
     pthread_mutex_lock(&p->lock);
-    if (!same_params(p->r, r)) {
+    if (!same_connection(p->r, r)) {
         /* New parameters: idle connections go now, borrowed ones when
          * they come back (their generation no longer matches). */
         if (p->r) {
@@ -371,6 +423,15 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
     atomic_store(&p->ping_ms, c.ping_ms);
     atomic_store(&p->lifetime_ms, c.lifetime_ms);
     atomic_store(&p->reset, c.reset);
+    {
+        cdm_conn *surplus = trim_surplus(p);
+        while (surplus) {
+            cdm_conn *next = surplus->next;
+            surplus->next = dead;
+            dead = surplus;
+            surplus = next;
+        }
+    }
     if (p->next_cleanup_ms == 0 || p->next_cleanup_ms > now + c.cleanup_ms)
         p->next_cleanup_ms = now + c.cleanup_ms;
     /* A higher limit (or fewer connections) lets waiters open at once. */
@@ -587,6 +648,7 @@ static int open_one(struct cdm_pool *p, cdm_conn **out)
         c->incarnation = inc;
         c->created_ms = now;
         c->idle_since_ms = now;
+        c->idle_key = idle_key(now);
         if ((rc = place(p, c)) == CDM_OK) {
             p->created++;
             *out = c;
@@ -616,7 +678,7 @@ static cdm_conn *claim_idle(struct cdm_pool *p)
         for (int i = 0; i < p->nslots; i++) {
             struct cdm_slot *s = slot_at(p, i);
             if (atomic_load(&s->state) == S_IDLE &&
-                (!best || s->conn->idle_since_ms > best->conn->idle_since_ms))
+                (!best || s->conn->idle_key > best->conn->idle_key))
                 best = s;
         }
         if (!best)
@@ -778,7 +840,7 @@ int cdm__pool_acquire(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
         cdm_conn *c = s->conn;
         int64_t now;
 
-        if (c->incarnation != inc ||
+        if (c->incarnation != inc || atomic_load(&p->detached) ||
             c->gen != atomic_load_explicit(&p->gen, memory_order_acquire)) {
             /* Not for us: settled under the lock like a return. */
             cdm__pool_release(c);
@@ -825,6 +887,7 @@ void cdm__pool_release(cdm_conn *c)
 
     if (keep) {
         c->idle_since_ms = now;
+        c->idle_key = idle_key(now);
         hint_set(p, c->incarnation, s);
         atomic_store(&s->state, S_IDLE);
         /* The common case ends here.  Otherwise someone changed the pool
@@ -856,9 +919,10 @@ void cdm__pool_release(cdm_conn *c)
 
 int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
 {
-    cdm_conn *dead = NULL, *idle[64];
-    struct { char name[256]; int64_t out_ms; int limit; } leaks[8];
-    int nleaks = 0, nidle = 0, want_open = 0, idle_count = 0;
+    cdm_conn *dead = NULL, **idle = NULL;
+    int64_t *leaks = NULL;
+    char name[256];
+    int nleaks = 0, nidle = 0, want_open = 0, idle_count = 0, leak_limit;
     int64_t next;
 
     pthread_mutex_lock(&p->lock);
@@ -867,16 +931,25 @@ int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
         pthread_mutex_unlock(&p->lock);
         return next;
     }
+    snprintf(name, sizeof name, "%s", p->name);
+    leak_limit = p->cfg.leak_ms;
+    /* Bounded by the pool's size; out of memory only delays this run. */
+    if (p->nslots && (!(idle = malloc((size_t)p->nslots * sizeof *idle)) ||
+                      !(leaks = malloc((size_t)p->nslots * sizeof *leaks)))) {
+        free(idle);
+        pthread_mutex_unlock(&p->lock);
+        return now + 1000;
+    }
     /* Claim the idle connections, newest first, and keep the newest
      * POOL_MinimumItems of them whatever their age. */
     for (int i = 0; i < p->nslots; i++) {
         struct cdm_slot *s = slot_at(p, i);
         int expect = S_IDLE;
-        if (nidle < 64 && atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED))
+        if (atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED))
             idle[nidle++] = s->conn;
     }
     for (int i = 1; i < nidle; i++)
-        for (int j = i; j > 0 && idle[j]->idle_since_ms > idle[j - 1]->idle_since_ms; j--) {
+        for (int j = i; j > 0 && idle[j]->idle_key > idle[j - 1]->idle_key; j--) {
             cdm_conn *t = idle[j];
             idle[j] = idle[j - 1];
             idle[j - 1] = t;
@@ -913,12 +986,7 @@ int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
             if (out < p->cfg.leak_ms ||
                 atomic_exchange_explicit(&c->leak_logged, true, memory_order_relaxed))
                 continue;
-            if (nleaks < 8) {
-                snprintf(leaks[nleaks].name, sizeof leaks[0].name, "%s", p->name);
-                leaks[nleaks].out_ms = out;
-                leaks[nleaks].limit = p->cfg.leak_ms;
-                nleaks++;
-            }
+            leaks[nleaks++] = out;
         }
     while (idle_count + want_open < p->cfg.min && has_room(p)) {
         p->nopening++;
@@ -936,8 +1004,10 @@ int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
     for (int i = 0; i < nleaks; i++)
         cdm__log(m, CDM_LOG_WARN,
                  "definition '%s': a connection has been borrowed for %lld ms "
-                 "and not returned (POOL_LeakTimeout=%d)", leaks[i].name,
-                 (long long)leaks[i].out_ms, leaks[i].limit);
+                 "and not returned (POOL_LeakTimeout=%d)", name,
+                 (long long)leaks[i], leak_limit);
+    free(idle);
+    free(leaks);
     /* POOL_MinimumItems: opened here, outside every lock, and parked. */
     while (want_open > 0) {
         cdm_conn *c;
