@@ -139,9 +139,12 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
 
 /* --------------------------------------------------------------- manager */
 
-/* Pool figures.  `total`, `idle`, `in_use` and `waiting` are now; the rest
- * count since the pool was built.  total == idle + in_use (+ connections
- * being opened, counted in `opening`). */
+/* Pool figures.  `total`, `idle`, `in_use`, `waiting` and `opening` are
+ * now; the rest count since the pool was built.  total == idle + in_use
+ * (physical connections open); `opening` counts connects in progress,
+ * which also count against POOL_MaximumItems.  Taken under the pool's
+ * lock while other threads may be borrowing, so a figure can be a moment
+ * old; at rest, acquired == successful pooled cdm_connect calls. */
 typedef struct cdm_pool_stats {
     int64_t total;
     int64_t idle;
@@ -179,7 +182,8 @@ CDM_EXPORT int cdm_manager_new(cdm_manager **out);
 CDM_EXPORT int cdm_manager_load_file(cdm_manager *m, const char *path);
 
 /* Reads every loaded file again and replaces the definitions they hold,
- * all or nothing.  Private definitions are kept. */
+ * all or nothing.  Private definitions are kept.  Pools follow as for
+ * cdm_manager_set_param; a definition gone from the file loses its pool. */
 CDM_EXPORT int cdm_manager_reload(cdm_manager *m);
 
 /* Adds a private (in-memory) definition from a NULL-terminated list of
@@ -190,7 +194,12 @@ CDM_EXPORT int cdm_manager_add_def(cdm_manager *m, const char *name,
                                    const char *const *params);
 
 /* Sets one parameter of a definition (file or private; in memory only).
- * `value` NULL removes it.  A bad value is refused and nothing changes. */
+ * `value` NULL removes it.  A bad value is refused and nothing changes.
+ * Pools follow at once: a definition whose resolved parameters changed
+ * (its own, or a parent's) gets a new pool generation, so idle
+ * connections close now and borrowed ones when returned; new limits apply
+ * at once; a definition no longer Pooled (or no longer valid) loses its
+ * pool. */
 CDM_EXPORT int cdm_manager_set_param(cdm_manager *m, const char *name,
                                      const char *key, const char *value);
 
@@ -214,7 +223,8 @@ CDM_EXPORT int cdm_manager_get_param(cdm_manager *m, const char *name,
                                      const char *key, char **value);
 
 /* Closes the idle connections of the definition's pool and detaches the
- * pool; borrowed connections stay valid.  CDM_OK also when there was no
+ * pool; borrowed connections stay valid and are closed when returned, and
+ * the next connect builds a new pool.  CDM_OK also when there was no
  * pool; CDM_ERR_NOT_FOUND for an unknown name. */
 CDM_EXPORT int cdm_manager_close_def(cdm_manager *m, const char *name);
 
@@ -225,10 +235,12 @@ CDM_EXPORT int cdm_manager_pool_stats(cdm_manager *m, const char *name,
 /* Installs the log callback (NULL: discard, the default). */
 CDM_EXPORT void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user);
 
-/* Stops new connects (CDM_ERR_CLOSED from then on), closes idle
- * connections and waits up to `timeout_ms` for borrowed ones.
- * CDM_ERR_BUSY if some are still out when the time is up; they stay valid
- * and are closed when returned. */
+/* Stops new connects (CDM_ERR_CLOSED from then on, also for callers
+ * waiting for a pooled connection), wakes and joins the cleanup thread at
+ * once, closes idle connections and waits up to `timeout_ms` for borrowed
+ * pooled ones.  CDM_ERR_BUSY if some are still out when the time is up;
+ * they stay valid and are closed when returned.  Plain (unpooled)
+ * connections are the caller's and are not waited for. */
 CDM_EXPORT int cdm_manager_close(cdm_manager *m, int timeout_ms);
 
 /* Closes (without waiting) and frees the manager.  Connections still
@@ -244,18 +256,30 @@ CDM_EXPORT void cdm_strv_free(char **v);
 /* ----------------------------------------------------------- connections */
 
 /* Opens a connection for the definition `name`: resolves inheritance and
- * $(VAR), checks every value, then connects (or borrows from the pool when
- * Pooled=True).
+ * $(VAR), checks every value, then connects.
+ *
+ * With Pooled=True the first call builds the definition's pool and every
+ * call borrows from it: the most recently returned idle connection (after
+ * a local liveness check, and a ping if it sat idle longer than
+ * POOL_PingInterval; a dead one is replaced silently), else a new one
+ * while fewer than POOL_MaximumItems exist (counting those being opened),
+ * else the caller waits in FIFO order up to POOL_AcquireTimeout and gets
+ * the next returned connection directly.
  *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
  *   CDM_ERR_INVALID    a bad or missing value (message names the key)
  *   CDM_ERR_DRIVER     DriverID unknown or not built in
  *   CDM_ERR_CONNECT    the database refused (its message is included)
+ *   CDM_ERR_POOL_FULL  no pooled connection became free in time
  *   CDM_ERR_CLOSED     the manager is closed
  * Release with cdm_disconnect.  Any thread. */
 CDM_EXPORT int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out);
 
-/* Closes the connection, or returns it to its pool (rolling back an open
- * transaction first).  NULL is fine.  Results stay valid. */
+/* Closes the connection, or returns it to its pool: an open transaction
+ * is rolled back (only if one is open), session state is reset when
+ * POOL_ResetOnRelease=True, and a connection that is broken, older than
+ * POOL_MaxLifetime, from before a change of its definition, or over a
+ * lowered POOL_MaximumItems is closed instead of kept.  NULL is fine.
+ * Results stay valid. */
 CDM_EXPORT void cdm_disconnect(cdm_conn *c);
 
 /* Runs a statement with `nparams` `?` parameters bound as text (a NULL
