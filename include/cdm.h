@@ -259,7 +259,8 @@ CDM_EXPORT void cdm_strv_free(char **v);
  * $(VAR), checks every value, then connects.
  *
  * With Pooled=True the first call builds the definition's pool and every
- * call borrows from it: the most recently returned idle connection (after
+ * call borrows from it: the connection this thread returned last if it is
+ * idle, else the most recently returned idle connection (after
  * a local liveness check, and a ping if it sat idle longer than
  * POOL_PingInterval; a dead one is replaced silently), else a new one
  * while fewer than POOL_MaximumItems exist (counting those being opened),
