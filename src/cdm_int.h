@@ -78,6 +78,11 @@ enum cdm_ptype {
 #define CDM_PF_REQUIRED 2u  /* a definition must set it (itself or through its parent) */
 #define CDM_PF_IGNORED  4u  /* a FireDAC key cdm knows and does not use */
 
+/* Optional check of one parameter's value beyond its type (PGAdvanced
+ * keys against libpq's list); sets the message on failure. */
+typedef int (*cdm_param_check_fn)(const char *where, const char *key,
+                                  const char *value);
+
 /* One parameter a definition may set.  The common table and each driver's
  * table are arrays of these ending with a NULL key; validation, "did you
  * mean", masking and the documentation all come from them. */
@@ -88,6 +93,7 @@ struct cdm_param_spec {
     long long min, max;          /* CDM_P_INT range */
     const char *const *choices;  /* CDM_P_ENUM values, NULL-terminated */
     unsigned flags;              /* CDM_PF_* */
+    cdm_param_check_fn check;    /* optional further check, or NULL */
 };
 
 struct cdm_driver;
@@ -143,6 +149,8 @@ struct cdm_driver {
     int (*reset)(void *dc);
     void *(*handle)(void *dc);
 };
+
+
 
 extern const struct cdm_driver cdm__driver_sqlite;
 extern const struct cdm_driver cdm__driver_pg;
@@ -277,6 +285,23 @@ void cdm__rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
  * the value of a secret or unknown key. */
 int cdm__expand(const char *value, const char *where, const char *key,
                 char **out);
+
+/* ------------------------------------------------------------ sqlscan.c */
+
+enum cdm_sql_dialect { CDM_SQL_PG, CDM_SQL_MYSQL };
+
+/* Counts the `?` placeholders of `sql` outside literals, quoted
+ * identifiers, comments and dollar quotes ("??" is a literal '?'), and
+ * tells whether a second statement follows a ';'.  With `rewrite`, *out
+ * gets the SQL with each placeholder numbered $1, $2, ... (PostgreSQL). */
+int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
+                  char **out, size_t *nparams, bool *multi);
+
+/* A non-blocking look at a connected socket: CDM_OK if nothing is
+ * waiting, CDM_ERR_BROKEN if the peer closed it or it failed, and
+ * CDM__PENDING if data is waiting (the driver decides what it means). */
+#define CDM__PENDING (-2)
+int cdm__socket_check(int fd);
 
 /* ------------------------------------------------------------- result.c */
 

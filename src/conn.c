@@ -4,7 +4,10 @@
  */
 #include "cdm_int.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,4 +179,25 @@ const char *cdm_conn_def_name(const cdm_conn *c)
 void *cdm_conn_handle(cdm_conn *c)
 {
     return c ? c->drv->handle(c->dc) : NULL;
+}
+
+int cdm__socket_check(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char byte;
+    ssize_t n;
+
+    if (fd < 0)
+        return CDM_ERR_BROKEN;
+    if (poll(&pfd, 1, 0) == 0)
+        return CDM_OK;              /* the usual case: nothing to read */
+    if (pfd.revents & (POLLERR | POLLNVAL))
+        return CDM_ERR_BROKEN;
+    n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return CDM_ERR_BROKEN;      /* the server closed it */
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ?
+               CDM_OK : CDM_ERR_BROKEN;
+    return CDM__PENDING;
 }

@@ -6,9 +6,15 @@
  *   fast path       cdm_connect + cdm_disconnect on a pooled SQLite
  *                   :memory: definition, POOL_MaximumItems >= threads
  *   oversubscribed  32 threads, POOL_MaximumItems=4, ~20 us of work held
+ *   servers         for PostgreSQL and MariaDB (when tests/servers.sh
+ *                   has started them: CDM_TEST_* in the environment):
+ *                   pooled open vs a fresh driver connect, and
+ *                   cdm_query("SELECT 1") vs the driver's own call on the
+ *                   same connection, interleaved in batches
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +22,14 @@
 #include <time.h>
 
 #include <cdm.h>
+
+#include "config.h"
+#if HAVE_POSTGRESQL
+#include <libpq-fe.h>
+#endif
+#if HAVE_MYSQL
+#include <mysql.h>
+#endif
 
 static double seconds = 1.0;
 
@@ -192,6 +206,188 @@ static struct bare *bare_new(int items)
     return b;
 }
 
+/* ----------------------------------------------------------- servers */
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? v : NULL;
+}
+
+/* A definition on the test server whose variables start with `prefix`. */
+static int server_def(cdm_manager *m, const char *name, const char *driver,
+                      const char *prefix, bool pooled)
+{
+    char host[128], port[64], db[128], user[128], pw[256];
+    const char *params[] = { driver, host, port, db, user, pw,
+                             pooled ? "Pooled=True" : "Pooled=False",
+                             "POOL_MaximumItems=4", NULL };
+    char var[64];
+
+#define GET(buf, key, suffix)                                                \
+    snprintf(var, sizeof var, "%s_%s", prefix, suffix);                      \
+    if (!env(var))                                                           \
+        return 1;                                                            \
+    snprintf(buf, sizeof buf, key "=%s", env(var));
+    GET(host, "Server", "HOST");
+    GET(port, "Port", "PORT");
+    GET(db, "Database", "DB");
+    GET(user, "User_Name", "USER");
+    GET(pw, "Password", "PASSWORD");
+#undef GET
+    return cdm_manager_add_def(m, name, params) == CDM_OK ? 0 : -1;
+}
+
+typedef void *(*raw_connect_fn)(void);
+typedef void (*raw_close_fn)(void *);
+typedef int (*raw_select_fn)(void *);
+
+static void bench_server(cdm_manager *m, const char *label, const char *driver,
+                         const char *prefix, raw_connect_fn raw_connect,
+                         raw_close_fn raw_close, raw_select_fn raw_select)
+{
+    char pooled[64], plain[64];
+    int64_t t0, t_raw = 0, t_cdm = 0;
+    cdm_conn *c;
+    int n_connect = 200, batches = 20, per_batch = 1000;
+    int rc;
+
+    snprintf(pooled, sizeof pooled, "%s_Pooled", label);
+    snprintf(plain, sizeof plain, "%s_Plain", label);
+    if ((rc = server_def(m, pooled, driver, prefix, true)) != 0 ||
+        server_def(m, plain, driver, prefix, false) != 0) {
+        printf("%s: %s\n", label, rc > 0 ? "skipped (no test server: run "
+               "through tests/bench.sh, which starts one)" : cdm_errmsg());
+        return;
+    }
+    if (cdm_connect(m, pooled, &c) != CDM_OK) {
+        printf("%s: cannot connect: %s\n", label, cdm_errmsg());
+        return;
+    }
+    cdm_disconnect(c);
+
+    /* Opening: a fresh driver connection against a pooled borrow. */
+    t0 = now_ns();
+    for (int i = 0; i < n_connect; i++) {
+        void *h = raw_connect();
+        if (!h) {
+            printf("%s: raw connect failed\n", label);
+            return;
+        }
+        raw_close(h);
+    }
+    t_raw = now_ns() - t0;
+    t0 = now_ns();
+    for (int i = 0; i < n_connect * 100; i++) {
+        if (cdm_connect(m, pooled, &c) != CDM_OK) {
+            printf("%s: %s\n", label, cdm_errmsg());
+            return;
+        }
+        cdm_disconnect(c);
+    }
+    t_cdm = (now_ns() - t0) / 100;
+    printf("%-6s open:   fresh driver connect %9.1f us   pooled cdm_connect "
+           "%7.3f us   speed-up %.0fx\n", label, t_raw / 1e3 / n_connect,
+           t_cdm / 1e3 / n_connect, (double)t_raw / (double)t_cdm);
+
+    /* SELECT 1 on one connection: the driver's call against cdm_query,
+     * alternating batches so that drift hits both alike. */
+    if (cdm_connect(m, plain, &c) != CDM_OK) {
+        printf("%s: %s\n", label, cdm_errmsg());
+        return;
+    }
+    t_raw = t_cdm = 0;
+    for (int b = 0; b < batches; b++) {
+        t0 = now_ns();
+        for (int i = 0; i < per_batch; i++)
+            if (raw_select(cdm_conn_handle(c)) != 0) {
+                printf("%s: raw SELECT 1 failed\n", label);
+                cdm_disconnect(c);
+                return;
+            }
+        t_raw += now_ns() - t0;
+        t0 = now_ns();
+        for (int i = 0; i < per_batch; i++) {
+            cdm_result *r;
+            if (cdm_query(c, "SELECT 1", NULL, 0, &r) != CDM_OK) {
+                printf("%s: %s\n", label, cdm_errmsg());
+                cdm_disconnect(c);
+                return;
+            }
+            cdm_result_free(r);
+        }
+        t_cdm += now_ns() - t0;
+    }
+    cdm_disconnect(c);
+    printf("%-6s SELECT 1: driver %7.2f us   cdm_query %7.2f us   "
+           "cdm/driver %.3fx (%+.1f%%)\n", label,
+           t_raw / 1e3 / (batches * per_batch), t_cdm / 1e3 / (batches * per_batch),
+           (double)t_cdm / (double)t_raw,
+           100.0 * ((double)t_cdm / (double)t_raw - 1));
+}
+
+#if HAVE_POSTGRESQL
+static void *pg_raw_connect(void)
+{
+    const char *keys[] = { "host", "port", "dbname", "user", "password", NULL };
+    const char *vals[] = { env("CDM_TEST_PG_HOST"), env("CDM_TEST_PG_PORT"),
+                           env("CDM_TEST_PG_DB"), env("CDM_TEST_PG_USER"),
+                           env("CDM_TEST_PG_PASSWORD"), NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void pg_raw_close(void *h)
+{
+    PQfinish(h);
+}
+
+static int pg_raw_select(void *h)
+{
+    PGresult *r = PQexec(h, "SELECT 1");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+#endif
+
+#if HAVE_MYSQL
+static void *my_raw_connect(void)
+{
+    MYSQL *db = mysql_init(NULL);
+
+    if (!mysql_real_connect(db, env("CDM_TEST_MYSQL_HOST"), env("CDM_TEST_MYSQL_USER"),
+                            env("CDM_TEST_MYSQL_PASSWORD"), env("CDM_TEST_MYSQL_DB"),
+                            (unsigned)atoi(env("CDM_TEST_MYSQL_PORT")), NULL, 0)) {
+        mysql_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static void my_raw_close(void *h)
+{
+    mysql_close(h);
+}
+
+static int my_raw_select(void *h)
+{
+    MYSQL_RES *r;
+
+    if (mysql_real_query(h, "SELECT 1", 8) || !(r = mysql_store_result(h)))
+        return -1;
+    mysql_free_result(r);
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     static const int counts[] = { 1, 2, 8, 32 };
@@ -256,6 +452,23 @@ int main(int argc, char **argv)
         rc |= fc.errors != 0;
         free(b);
     }
+
+    printf("\nservers: fresh driver connect vs pooled cdm_connect; "
+           "SELECT 1 through the driver vs cdm_query on one connection\n");
+#if HAVE_POSTGRESQL
+    if (env("CDM_TEST_PG_PORT"))
+        bench_server(m, "PG", "DriverID=PG", "CDM_TEST_PG", pg_raw_connect,
+                     pg_raw_close, pg_raw_select);
+    else
+        printf("PG: skipped (no test server: run tests/bench.sh)\n");
+#endif
+#if HAVE_MYSQL
+    if (env("CDM_TEST_MYSQL_PORT"))
+        bench_server(m, "MySQL", "DriverID=MySQL", "CDM_TEST_MYSQL",
+                     my_raw_connect, my_raw_close, my_raw_select);
+    else
+        printf("MySQL: skipped (no test server: run tests/bench.sh)\n");
+#endif
     cdm_manager_free(m);
     return rc;
 }

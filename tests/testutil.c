@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,86 @@ int tu_log_count(struct tu_log *log, const char *needle)
             n++;
     pthread_mutex_unlock(&log->lock);
     return n;
+}
+
+static const char *env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? v : NULL;
+}
+
+void tu_need_server(const char *which, struct tu_server *out)
+{
+    const char *prefix = strcmp(which, "MYSQL") == 0 ? "CDM_TEST_MYSQL" : "CDM_TEST_PG";
+    const char *required = getenv("CDM_REQUIRE_SERVERS");
+    char var[64];
+
+    snprintf(var, sizeof var, "%s_HOST", prefix);
+    out->host = env_or_null(var);
+    snprintf(var, sizeof var, "%s_PORT", strcmp(which, "PGBOUNCER") == 0 ?
+             "CDM_TEST_PGBOUNCER" : prefix);
+    out->port = env_or_null(var);
+    snprintf(var, sizeof var, "%s_USER", prefix);
+    out->user = env_or_null(var);
+    snprintf(var, sizeof var, "%s_PASSWORD", prefix);
+    out->password = env_or_null(var);
+    snprintf(var, sizeof var, "%s_DB", prefix);
+    out->db = env_or_null(var);
+    if (out->host && out->port && out->user && out->password && out->db)
+        return;
+    if (required && strcmp(required, "1") == 0) {
+        printf("FAIL: the %s test server is required (CDM_REQUIRE_SERVERS=1) "
+               "but %s is not set; start it with tests/servers.sh\n", which, var);
+        exit(1);
+    }
+    printf("SKIP: no %s test server (run tests/run.sh, or tests/servers.sh "
+           "start and source its env file)\n", which);
+    exit(77);
+}
+
+int tu_server_def(cdm_manager *m, const char *name, const char *driver_id,
+                  const struct tu_server *srv, const char *const *extra)
+{
+    char driver[64], host[128], port[64], db[128], user[128], pw[256];
+    const char *params[40] = { driver, host, port, db, user, pw };
+    size_t n = 6;
+
+    snprintf(driver, sizeof driver, "DriverID=%s", driver_id);
+    snprintf(host, sizeof host, "Server=%s", srv->host);
+    snprintf(port, sizeof port, "Port=%s", srv->port);
+    snprintf(db, sizeof db, "Database=%s", srv->db);
+    snprintf(user, sizeof user, "User_Name=%s", srv->user);
+    snprintf(pw, sizeof pw, "Password=%s", srv->password);
+    for (size_t i = 0; extra && extra[i] && n < 39; i++)
+        params[n++] = extra[i];
+    params[n] = NULL;
+    return cdm_manager_add_def(m, name, params);
+}
+
+char *tu_servers(const char *fmt, ...)
+{
+    const char *script = getenv("CDM_SERVERS_SCRIPT");
+    char args[2048], cmd[4096], buf[4096];
+    size_t len = 0;
+    va_list ap;
+    FILE *f;
+
+    if (!script)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "sh '%s' %s", script, args);
+    if (!(f = popen(cmd, "r")))
+        return NULL;
+    while (len < sizeof buf - 1 && fgets(buf + len, (int)(sizeof buf - len), f))
+        len = strlen(buf);
+    if (pclose(f) != 0)
+        return NULL;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    return strdup(buf);
 }
 
 int tu_run(Suite *s)

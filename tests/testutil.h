@@ -53,6 +53,25 @@ int tu_log_count(struct tu_log *log, const char *needle);
     ck_assert_msg(strstr(cdm_errmsg(), (needle)) != NULL,                    \
                   "errmsg '%s' lacks '%s'", cdm_errmsg(), (needle))
 
+/* A test database server started by tests/servers.sh, from the CDM_TEST_*
+ * variables it writes.  `which` is "PG", "MYSQL" or "PGBOUNCER" (host,
+ * user, password and database of PG, port of PgBouncer). */
+struct tu_server {
+    const char *host, *port, *user, *password, *db;
+};
+/* Fills `out`, or ends the program: exit 77 (automake's SKIP, with a line
+ * saying why) when the server is not there, exit 1 instead when
+ * CDM_REQUIRE_SERVERS=1.  Call from main() before running the suite. */
+void tu_need_server(const char *which, struct tu_server *out);
+/* Adds definition `name` on `srv` with driver `driver_id` and extra
+ * "Key=Value" strings (NULL-terminated, may be NULL). */
+int tu_server_def(cdm_manager *m, const char *name, const char *driver_id,
+                  const struct tu_server *srv, const char *const *extra);
+/* Runs tests/servers.sh with the arguments (printf-style, e.g.
+ * "restart-pg" or "psql \"SELECT 1\""); returns its output without the
+ * trailing newline (free it), or NULL if it failed. */
+char *tu_servers(const char *fmt, ...);
+
 /* Runs the suite and returns the process exit status. */
 int tu_run(Suite *s);
 

@@ -1,29 +1,492 @@
 /*
- * pg.c - the PostgreSQL driver (libpq).  The parameter table is always
- * built so that PG definitions can be checked; the operations come with
- * the libpq implementation.
+ * pg.c - the PostgreSQL driver (libpq).  Connects with keyword arrays
+ * (never a conninfo string pasted together), sends every statement with
+ * its parameters apart from the SQL text, and knows the transaction state
+ * and liveness of a connection without a round trip.  The parameter table
+ * is always built so that PG definitions can be checked without libpq.
  */
 #include "../cdm_int.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if HAVE_POSTGRESQL
+#include <libpq-fe.h>
+#endif
 
 static const char *const pg_aliases[] = { "PostgreSQL", "Postgres", NULL };
 
-static const struct cdm_param_spec pg_params[] = {
-    { "Server",          NULL,   CDM_P_STRING, 0, 0, NULL, 0 },
-    { "Port",            "5432", CDM_P_INT, 1, 65535, NULL, 0 },
-    { "User_Name",       NULL,   CDM_P_STRING, 0, 0, NULL, 0 },
-    { "Password",        NULL,   CDM_P_STRING, 0, 0, NULL, CDM_PF_SECRET },
-    { "LoginTimeout",    NULL,   CDM_P_INT, 0, INT_MAX, NULL, 0 },
-    { "CharacterSet",    NULL,   CDM_P_STRING, 0, 0, NULL, 0 },
-    { "ApplicationName", NULL,   CDM_P_STRING, 0, 0, NULL, 0 },
-    { "PGAdvanced",      NULL,   CDM_P_STRING, 0, 0, NULL, 0 },
-    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0 }
+/* libpq keywords that have a cdm parameter of their own: PGAdvanced may
+ * not set them (a password there would escape masking). */
+static const char *const pg_reserved[][2] = {
+    { "host", "Server" },
+    { "port", "Port" },
+    { "dbname", "Database" },
+    { "user", "User_Name" },
+    { "password", "Password" },
+    { "connect_timeout", "LoginTimeout" },
+    { "client_encoding", "CharacterSet" },
+    { "application_name", "ApplicationName" },
 };
+
+/* Calls fn(key, value) for each "key=value" of a PGAdvanced value; blanks
+ * around keys and values are ignored, empty entries skipped. */
+static int each_advanced(const char *where, const char *text,
+                         int (*fn)(void *ctx, const char *key, const char *value),
+                         void *ctx)
+{
+    const char *p = text;
+
+    while (*p) {
+        const char *end = strchr(p, ';'), *eq;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *k = p, *v;
+        size_t kn, vn;
+        char key[64], *value;
+        int rc;
+
+        p += n + (end ? 1 : 0);
+        cdm__trim(&k, &n);
+        if (n == 0)
+            continue;
+        if (!(eq = memchr(k, '=', n)))
+            return cdm__fail(CDM_ERR_INVALID, "%s: PGAdvanced: '%.*s' is not "
+                             "key=value", where, (int)(n < 64 ? n : 64), k);
+        kn = (size_t)(eq - k);
+        v = eq + 1;
+        vn = n - kn - 1;
+        cdm__trim(&k, &kn);
+        cdm__trim(&v, &vn);
+        if (kn == 0 || kn >= sizeof key)
+            return cdm__fail(CDM_ERR_INVALID, "%s: PGAdvanced: bad key in "
+                             "'%.*s'", where, (int)(n < 64 ? n : 64), k);
+        memcpy(key, k, kn);
+        key[kn] = '\0';
+        if (!(value = cdm__strndup(v, vn)))
+            return cdm__nomem();
+        rc = fn(ctx, key, value);
+        free(value);
+        if (rc != CDM_OK)
+            return rc;
+    }
+    return CDM_OK;
+}
+
+struct check_ctx {
+    const char *where;
+};
+
+static int check_one(void *ctx, const char *key, const char *value)
+{
+    const char *where = ((struct check_ctx *)ctx)->where;
+
+    (void)value;
+    for (size_t i = 0; i < sizeof pg_reserved / sizeof pg_reserved[0]; i++)
+        if (cdm__streq_nocase(key, pg_reserved[i][0]))
+            return cdm__fail(CDM_ERR_INVALID, "%s: PGAdvanced: set %s with "
+                             "the %s parameter instead", where, key,
+                             pg_reserved[i][1]);
+#if HAVE_POSTGRESQL
+    {
+        PQconninfoOption *opts = PQconndefaults(), *o;
+        bool known = false;
+        if (!opts)
+            return cdm__nomem();
+        for (o = opts; o->keyword && !known; o++)
+            known = strcmp(o->keyword, key) == 0;
+        PQconninfoFree(opts);
+        if (!known)
+            return cdm__fail(CDM_ERR_INVALID, "%s: PGAdvanced: '%s' is not a "
+                             "libpq connection keyword", where, key);
+    }
+#endif
+    return CDM_OK;
+}
+
+static int check_advanced(const char *where, const char *key, const char *value)
+{
+    struct check_ctx ctx = { where };
+
+    (void)key;
+    return each_advanced(where, value, check_one, &ctx);
+}
+
+static const struct cdm_param_spec pg_params[] = {
+    { "Server",          NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
+    { "Port",            "5432", CDM_P_INT, 1, 65535, NULL, 0, NULL },
+    { "User_Name",       NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
+    { "Password",        NULL,   CDM_P_STRING, 0, 0, NULL, CDM_PF_SECRET, NULL },
+    { "LoginTimeout",    NULL,   CDM_P_INT, 0, INT_MAX, NULL, 0, NULL },
+    { "CharacterSet",    NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
+    { "ApplicationName", NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
+    { "PGAdvanced",      NULL,   CDM_P_STRING, 0, 0, NULL, 0, check_advanced },
+    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0, NULL }
+};
+
+#if HAVE_POSTGRESQL
+
+/* The library prints nothing: libpq's notices would go to stderr. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* libpq's messages end with a newline; ours do not. */
+static const char *trimmed(const char *msg, int *len)
+{
+    size_t n = msg ? strlen(msg) : 0;
+
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    *len = (int)n;
+    return msg ? msg : "";
+}
+
+static int pg_status_fail(PGconn *conn, const PGresult *res)
+{
+    int n;
+    const char *msg = trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), &n);
+
+    if (!*msg || n == 0)
+        msg = trimmed(PQerrorMessage(conn), &n);
+    if (PQstatus(conn) != CONNECTION_OK)
+        return cdm__fail(CDM_ERR_BROKEN, "PG: connection lost: %.*s", n, msg);
+    return cdm__fail(CDM_ERR_QUERY, "PG: %.*s", n, msg);
+}
+
+struct kw {
+    const char *keys[48];
+    const char *values[48];
+    int n;
+    char *owned[24];   /* strings we allocated */
+    int nowned;
+};
+
+static int kw_add(void *ctx, const char *key, const char *value)
+{
+    struct kw *kw = ctx;
+    char *k, *v;
+
+    if (kw->n >= 46 || kw->nowned >= 22)
+        return cdm__fail(CDM_ERR_INVALID, "PGAdvanced: too many keywords");
+    if (!(k = cdm__strdup(key)) || !(v = cdm__strdup(value))) {
+        free(k);
+        return cdm__nomem();
+    }
+    kw->owned[kw->nowned++] = k;
+    kw->owned[kw->nowned++] = v;
+    kw->keys[kw->n] = k;
+    kw->values[kw->n++] = v;
+    return CDM_OK;
+}
+
+static void kw_set(struct kw *kw, const char *key, const char *value)
+{
+    if (value) {
+        kw->keys[kw->n] = key;
+        kw->values[kw->n++] = value;
+    }
+}
+
+static int pg_connect(const struct cdm_resolved *r, void **out)
+{
+    struct kw kw = { .n = 0 };
+    const char *adv = cdm__rget(r, "PGAdvanced");
+    PGconn *conn;
+    int rc = CDM_OK, n;
+
+    kw_set(&kw, "host", cdm__rget(r, "Server"));
+    kw_set(&kw, "port", cdm__rget(r, "Port"));
+    kw_set(&kw, "dbname", cdm__rget(r, "Database"));
+    kw_set(&kw, "user", cdm__rget(r, "User_Name"));
+    kw_set(&kw, "password", cdm__rget(r, "Password"));
+    kw_set(&kw, "connect_timeout", cdm__rget(r, "LoginTimeout"));
+    kw_set(&kw, "client_encoding", cdm__rget(r, "CharacterSet"));
+    kw_set(&kw, "application_name", cdm__rget(r, "ApplicationName"));
+    if (adv)
+        rc = each_advanced(r->where, adv, kw_add, &kw);
+    if (rc != CDM_OK)
+        goto out;
+    kw.keys[kw.n] = NULL;
+    kw.values[kw.n] = NULL;
+
+    /* expand_dbname 0: a Database value is a name, never a conninfo. */
+    conn = PQconnectdbParams(kw.keys, kw.values, 0);
+    if (!conn) {
+        rc = cdm__nomem();
+        goto out;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        const char *msg = trimmed(PQerrorMessage(conn), &n);
+        rc = cdm__fail(CDM_ERR_CONNECT, "%s: PG: %.*s", r->where, n, msg);
+        PQfinish(conn);
+        goto out;
+    }
+    PQsetNoticeProcessor(conn, quiet, NULL);
+    *out = conn;
+out:
+    for (int i = 0; i < kw.nowned; i++)
+        free(kw.owned[i]);
+    return rc;
+}
+
+static void pg_close(void *dc)
+{
+    PQfinish(dc);
+}
+
+/* The SQL as the server must see it: ? numbered $1.., parameters checked. */
+static int prepare_sql(const char *sql, size_t nparams, char **out, bool *multi)
+{
+    size_t n;
+    int rc = cdm__sql_scan(sql, CDM_SQL_PG, true, out, &n, multi);
+
+    if (rc != CDM_OK)
+        return rc;
+    if (n != nparams) {
+        free(*out);
+        return cdm__fail(CDM_ERR_INVALID, "the statement has %zu parameter%s "
+                         "(?), %zu given", n, n == 1 ? "" : "s", nparams);
+    }
+    return CDM_OK;
+}
+
+static int64_t affected_of(PGresult *res)
+{
+    const char *t = PQcmdTuples(res);
+
+    return t && *t ? strtoll(t, NULL, 10) : 0;
+}
+
+static int pg_exec(void *dc, const char *sql, const char *const *params,
+                   size_t n, int64_t *affected)
+{
+    PGconn *conn = dc;
+    PGresult *res;
+    char *text;
+    bool multi;
+    int rc;
+
+    *affected = 0;
+    if ((rc = prepare_sql(sql, n, &text, &multi)) != CDM_OK)
+        return rc;
+    if (n && multi) {
+        free(text);
+        return cdm__fail(CDM_ERR_INVALID, "the SQL text holds more than one "
+                         "statement; parameters go with one statement");
+    }
+    if (!multi) {
+        res = n ? PQexecParams(conn, text, (int)n, NULL, params, NULL, NULL, 0)
+                : PQexec(conn, text);
+        free(text);
+        if (!res)
+            return pg_status_fail(conn, NULL);
+        switch (PQresultStatus(res)) {
+        case PGRES_COMMAND_OK:
+        case PGRES_TUPLES_OK:
+        case PGRES_EMPTY_QUERY:
+            *affected = affected_of(res);
+            rc = CDM_OK;
+            break;
+        default:
+            rc = pg_status_fail(conn, res);
+        }
+        PQclear(res);
+        return rc;
+    }
+    /* A script: every statement's result, counted and checked in turn. */
+    if (!PQsendQuery(conn, text)) {
+        free(text);
+        return pg_status_fail(conn, NULL);
+    }
+    free(text);
+    rc = CDM_OK;
+    while ((res = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (rc == CDM_OK) {
+            if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
+                st == PGRES_EMPTY_QUERY)
+                *affected += affected_of(res);
+            else
+                rc = pg_status_fail(conn, res);
+        }
+        PQclear(res);
+    }
+    if (rc == CDM_OK && PQstatus(conn) != CONNECTION_OK)
+        rc = pg_status_fail(conn, NULL);
+    return rc;
+}
+
+static int convert(PGresult *res, cdm_result **out)
+{
+    int nrows = PQntuples(res), ncols = PQnfields(res), rc;
+    cdm_result *r;
+
+    if ((rc = cdm__result_new((size_t)ncols, &r)) != CDM_OK)
+        return rc;
+    for (int c = 0; c < ncols && rc == CDM_OK; c++)
+        rc = cdm__result_set_colname(r, (size_t)c, PQfname(res, c));
+    for (int i = 0; i < nrows && rc == CDM_OK; i++) {
+        rc = cdm__result_add_row(r);
+        for (int c = 0; c < ncols && rc == CDM_OK; c++)
+            if (!PQgetisnull(res, i, c))
+                rc = cdm__result_set(r, (size_t)c, PQgetvalue(res, i, c),
+                                     (size_t)PQgetlength(res, i, c));
+    }
+    if (rc != CDM_OK) {
+        cdm_result_free(r);
+        return rc;
+    }
+    *out = r;
+    return CDM_OK;
+}
+
+static int pg_query(void *dc, const char *sql, const char *const *params,
+                    size_t n, cdm_result **out)
+{
+    PGconn *conn = dc;
+    PGresult *res;
+    char *text;
+    bool multi;
+    int rc;
+
+    if ((rc = prepare_sql(sql, n, &text, &multi)) != CDM_OK)
+        return rc;
+    if (multi) {
+        free(text);
+        return cdm__fail(CDM_ERR_INVALID, "the SQL text holds more than one "
+                         "statement; run them one by one (or with cdm_exec "
+                         "and no parameters)");
+    }
+    /* One statement either way; without parameters the simple protocol
+     * is one message less. */
+    res = n ? PQexecParams(conn, text, (int)n, NULL, params, NULL, NULL, 0)
+            : PQexec(conn, text);
+    free(text);
+    if (!res)
+        return pg_status_fail(conn, NULL);
+    switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        rc = convert(res, out);
+        break;
+    case PGRES_EMPTY_QUERY:
+        rc = cdm__fail(CDM_ERR_INVALID, "the SQL text holds no statement");
+        break;
+    default:
+        rc = pg_status_fail(conn, res);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int run(PGconn *conn, const char *sql, const char *expect_status)
+{
+    PGresult *res = PQexec(conn, sql);
+    int rc = CDM_OK;
+
+    if (!res)
+        return pg_status_fail(conn, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_status_fail(conn, res);
+    else if (expect_status && strcmp(PQcmdStatus(res), expect_status) != 0)
+        /* COMMIT of a failed transaction "succeeds" as ROLLBACK. */
+        rc = cdm__fail(CDM_ERR_QUERY, "PG: the transaction was rolled back "
+                       "(a statement in it failed), nothing was committed");
+    PQclear(res);
+    return rc;
+}
+
+static int pg_begin(void *dc)
+{
+    return run(dc, "BEGIN", NULL);
+}
+
+static int pg_commit(void *dc)
+{
+    return run(dc, "COMMIT", "COMMIT");
+}
+
+static int pg_rollback(void *dc)
+{
+    return run(dc, "ROLLBACK", NULL);
+}
+
+static int pg_in_transaction(void *dc)
+{
+    PGTransactionStatusType st = PQtransactionStatus(dc);
+
+    return st == PQTRANS_INTRANS || st == PQTRANS_INERROR ||
+           st == PQTRANS_ACTIVE;
+}
+
+static int pg_ping(void *dc);
+
+static int pg_alive(void *dc)
+{
+    PGconn *conn = dc;
+    int rc;
+
+    if (PQstatus(conn) != CONNECTION_OK)
+        return CDM_ERR_BROKEN;
+    rc = cdm__socket_check(PQsocket(conn));
+    if (rc == CDM__PENDING) {
+        /* Something arrived while idle: a notice, or the server's last
+         * words before it hung up (pg_terminate_backend, shutdown). */
+        if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+            return CDM_ERR_BROKEN;
+        rc = cdm__socket_check(PQsocket(conn));
+        if (rc == CDM__PENDING)
+            /* Still unread: whatever it is, the next statement would see
+             * it first; let a round trip decide. */
+            rc = pg_ping(conn) == CDM_OK ? CDM_OK : CDM_ERR_BROKEN;
+    }
+    return rc;
+}
+
+static int pg_ping(void *dc)
+{
+    PGconn *conn = dc;
+    PGresult *res = PQexec(conn, "");
+    int rc = res && PQresultStatus(res) == PGRES_EMPTY_QUERY ? CDM_OK :
+             cdm__fail(CDM_ERR_BROKEN, "PG: ping failed: %s",
+                       PQerrorMessage(conn));
+
+    PQclear(res);
+    return rc;
+}
+
+static int pg_reset(void *dc)
+{
+    return run(dc, "DISCARD ALL", NULL);
+}
+
+static void *pg_handle(void *dc)
+{
+    return dc;
+}
+#endif /* HAVE_POSTGRESQL */
 
 const struct cdm_driver cdm__driver_pg = {
     .id = "PG",
     .aliases = pg_aliases,
     .params = pg_params,
     .configure_flag = "--with-postgresql",
+#if HAVE_POSTGRESQL
+    .connect = pg_connect,
+    .close = pg_close,
+    .exec = pg_exec,
+    .query = pg_query,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .in_transaction = pg_in_transaction,
+    .alive = pg_alive,
+    .ping = pg_ping,
+    .reset = pg_reset,
+    .handle = pg_handle,
+#endif
 };

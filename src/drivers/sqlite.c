@@ -20,13 +20,13 @@ static const char *const sync_modes[] = { "Off", "Normal", "Full", "Extra",
 static const char *const locking_modes[] = { "Normal", "Exclusive", NULL };
 
 static const struct cdm_param_spec sqlite_params[] = {
-    { "OpenMode",     "CreateUTF8", CDM_P_ENUM, 0, 0, open_modes, 0 },
-    { "BusyTimeout",  "10000",      CDM_P_INT, 0, INT_MAX, NULL, 0 },
-    { "JournalMode",  NULL,         CDM_P_ENUM, 0, 0, journal_modes, 0 },
-    { "Synchronous",  NULL,         CDM_P_ENUM, 0, 0, sync_modes, 0 },
-    { "LockingMode",  "Normal",     CDM_P_ENUM, 0, 0, locking_modes, 0 },
-    { "ForeignKeys",  "True",       CDM_P_BOOL, 0, 0, NULL, 0 },
-    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0 }
+    { "OpenMode",     "CreateUTF8", CDM_P_ENUM, 0, 0, open_modes, 0, NULL },
+    { "BusyTimeout",  "10000",      CDM_P_INT, 0, INT_MAX, NULL, 0, NULL },
+    { "JournalMode",  NULL,         CDM_P_ENUM, 0, 0, journal_modes, 0, NULL },
+    { "Synchronous",  NULL,         CDM_P_ENUM, 0, 0, sync_modes, 0, NULL },
+    { "LockingMode",  "Normal",     CDM_P_ENUM, 0, 0, locking_modes, 0, NULL },
+    { "ForeignKeys",  "True",       CDM_P_BOOL, 0, 0, NULL, 0, NULL },
+    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0, NULL },
 };
 
 #if HAVE_SQLITE

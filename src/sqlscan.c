@@ -1,0 +1,165 @@
+/*
+ * sqlscan.c - finds `?` placeholders and statement separators in SQL text,
+ * skipping string literals, quoted identifiers, comments and (PostgreSQL)
+ * dollar-quoted strings, so that a `?` or `;` inside them is left alone.
+ */
+#include "cdm_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool ident_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '$' || c >= 0x80;
+}
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+           c == '\v';
+}
+
+/* Length of a PostgreSQL dollar-quote opener at p ("$$" or "$tag$"), or
+ * 0 if p does not start one. */
+static size_t dollar_tag(const char *sql, const char *p)
+{
+    const char *q = p + 1;
+
+    if (p > sql && ident_char((unsigned char)p[-1]))
+        return 0;   /* inside an identifier such as a$b */
+    if (*q == '$')
+        return 2;
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_' ||
+          (unsigned char)*q >= 0x80))
+        return 0;   /* $1 is a parameter, not a quote */
+    while (ident_char((unsigned char)*q) && *q != '$')
+        q++;
+    return *q == '$' ? (size_t)(q - p + 1) : 0;
+}
+
+/* Skips a literal, identifier or comment starting at p; returns the
+ * position after it, or p if nothing starts there.  Unterminated ones run
+ * to the end: the server reports the error. */
+static const char *skip(const char *sql, const char *p, enum cdm_sql_dialect d)
+{
+    char c = *p;
+
+    if (c == '-' && p[1] == '-' &&
+        (d == CDM_SQL_PG || blank(p[2]) || p[2] == '\0')) {
+        while (*p && *p != '\n')
+            p++;
+        return p;
+    }
+    if (c == '#' && d == CDM_SQL_MYSQL) {
+        while (*p && *p != '\n')
+            p++;
+        return p;
+    }
+    if (c == '/' && p[1] == '*') {
+        int depth = 1;
+        p += 2;
+        while (*p && depth) {
+            if (d == CDM_SQL_PG && p[0] == '/' && p[1] == '*') {
+                depth++;   /* PostgreSQL comments nest */
+                p += 2;
+            } else if (p[0] == '*' && p[1] == '/') {
+                depth--;
+                p += 2;
+            } else {
+                p++;
+            }
+        }
+        return p;
+    }
+    if (c == '\'' || c == '"' || (c == '`' && d == CDM_SQL_MYSQL)) {
+        /* PostgreSQL: backslash escapes only in E'...'; MySQL: in both
+         * string kinds (unless NO_BACKSLASH_ESCAPES, not supported). */
+        bool backslash = d == CDM_SQL_MYSQL ? c != '`' :
+                         c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+                         (p - 1 == sql || !ident_char((unsigned char)p[-2]));
+        p++;
+        while (*p) {
+            if (backslash && *p == '\\' && p[1]) {
+                p += 2;
+            } else if (*p == c) {
+                if (p[1] == c) {
+                    p += 2;   /* doubled quote */
+                } else {
+                    return p + 1;
+                }
+            } else {
+                p++;
+            }
+        }
+        return p;
+    }
+    if (c == '$' && d == CDM_SQL_PG) {
+        size_t n = dollar_tag(sql, p);
+        const char *end;
+        if (!n)
+            return p;
+        for (end = p + n; *end; end++)
+            if (*end == '$' && strncmp(end, p, n) == 0)
+                return end + n;
+        return end;
+    }
+    return p;
+}
+
+int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
+                  char **out, size_t *nparams, bool *multi)
+{
+    struct cdm_buf b = { 0 };
+    const char *p = sql, *copied = sql;
+    size_t n = 0;
+
+    *multi = false;
+    while (*p) {
+        const char *q = skip(sql, p, d);
+        if (q != p) {
+            p = q;
+            continue;
+        }
+        if (*p == '?') {
+            if (p[1] == '?') {
+                /* "??" is a literal '?' (PostgreSQL's jsonb operators). */
+                if (rewrite) {
+                    cdm__buf_add(&b, copied, (size_t)(p - copied + 1));
+                    copied = p + 2;
+                }
+                p += 2;
+                continue;
+            }
+            n++;
+            if (rewrite) {
+                cdm__buf_add(&b, copied, (size_t)(p - copied));
+                cdm__buf_addf(&b, "$%zu", n);
+                copied = p + 1;
+            }
+        } else if (*p == ';') {
+            /* A second statement if anything but blanks, comments and
+             * semicolons follows. */
+            const char *r = p + 1;
+            for (;;) {
+                const char *s;
+                while (blank(*r) || *r == ';')
+                    r++;
+                s = skip(sql, r, d);
+                if (s == r || (*r != '-' && *r != '/' && *r != '#'))
+                    break;
+                r = s;
+            }
+            if (*r)
+                *multi = true;
+        }
+        p++;
+    }
+    if (rewrite) {
+        cdm__buf_adds(&b, copied);
+        if (!(*out = cdm__buf_take(&b)))
+            return cdm__nomem();
+    }
+    *nparams = n;
+    return CDM_OK;
+}

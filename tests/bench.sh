@@ -1,0 +1,17 @@
+#!/bin/sh
+# bench.sh - runs the benchmark program, starting the PostgreSQL and
+# MariaDB test servers first (tests/servers.sh) unless CDM_TEST_* are set.
+# Usage: tests/bench.sh PATH-TO-BENCH [SECONDS-PER-FIGURE]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+bench=$1
+shift
+if [ -z "${CDM_TEST_PG_PORT:-}" ] && [ -z "${CDM_TEST_MYSQL_PORT:-}" ]; then
+    if state=$(sh "$here/servers.sh" start); then
+        trap 'sh "$here/servers.sh" stop "$state"' EXIT
+        . "$state/env"
+    else
+        echo "bench.sh: could not start the test servers; server figures skipped" >&2
+    fi
+fi
+${LIBTOOL:+$LIBTOOL --mode=execute} "$bench" "$@"
