@@ -284,7 +284,9 @@ CDM_EXPORT int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out);
 CDM_EXPORT void cdm_disconnect(cdm_conn *c);
 
 /* Runs a statement with `nparams` `?` parameters bound as text (a NULL
- * entry binds SQL NULL).  With no parameters `sql` may hold several
+ * entry binds SQL NULL).  `?` inside string literals, quoted identifiers
+ * and comments is not a parameter; with PostgreSQL write `??` for a
+ * literal `?` (the jsonb operators).  With no parameters `sql` may hold several
  * statements, run in order; the first failure stops the script and the
  * statements before it stay done (wrap it in cdm_begin/cdm_commit to make
  * it all or nothing).  `affected` (may be NULL) gets the rows changed.  CDM_ERR_INVALID when the parameter count does not match,
@@ -323,9 +325,11 @@ CDM_EXPORT void *cdm_conn_handle(cdm_conn *c);
 
 /* --------------------------------------------------------------- results */
 
-/* Values are text as the database prints them; NULL for SQL NULL.  SQLite
- * BLOBs come back as "\x" followed by lowercase hex, like PostgreSQL's
- * bytea output.  Strings are owned by the result.  An out-of-range row or
+/* Values are text as the database prints them; NULL for SQL NULL.  Binary
+ * values (SQLite BLOB, PostgreSQL bytea, MySQL BINARY/VARBINARY/BLOB/BIT)
+ * come back as "\x" followed by lowercase hex, PostgreSQL's bytea output,
+ * because a text value cannot hold NUL bytes.  Strings are owned by the
+ * result.  An out-of-range row or
  * column gives NULL (and 0 / NULL for the other accessors). */
 CDM_EXPORT size_t      cdm_result_nrows(const cdm_result *r);
 CDM_EXPORT size_t      cdm_result_ncols(const cdm_result *r);
