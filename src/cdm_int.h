@@ -297,6 +297,11 @@ enum cdm_sql_dialect { CDM_SQL_PG, CDM_SQL_MYSQL };
 int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
                   char **out, size_t *nparams, bool *multi);
 
+/* The end of the statement starting at `from` (within `sql`): its ';'
+ * outside literals and comments, or the terminating NUL. */
+const char *cdm__sql_statement_end(const char *sql, const char *from,
+                                   enum cdm_sql_dialect d);
+
 /* A non-blocking look at a connected socket: CDM_OK if nothing is
  * waiting, CDM_ERR_BROKEN if the peer closed it or it failed, and
  * CDM__PENDING if data is waiting (the driver decides what it means). */

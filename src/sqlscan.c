@@ -163,3 +163,15 @@ int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
     *nparams = n;
     return CDM_OK;
 }
+
+const char *cdm__sql_statement_end(const char *sql, const char *from,
+                                   enum cdm_sql_dialect d)
+{
+    const char *p = from;
+
+    while (*p && *p != ';') {
+        const char *q = skip(sql, p, d);
+        p = q != p ? q : p + 1;
+    }
+    return p;
+}

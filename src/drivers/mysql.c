@@ -450,7 +450,8 @@ static int prepared(MYSQL *db, const char *sql, const char *const *params,
         rc = stmt_fail(st);
         goto out;
     }
-    if (affected) {
+    /* Rows changed; a statement that returns rows changed none. */
+    if (affected && mysql_stmt_field_count(st) == 0) {
         my_ulonglong a = mysql_stmt_affected_rows(st);
         *affected = a == (my_ulonglong)-1 ? 0 : (int64_t)a;
     }

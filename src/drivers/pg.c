@@ -113,9 +113,32 @@ static int check_advanced(const char *where, const char *key, const char *value)
     return each_advanced(where, value, check_one, &ctx);
 }
 
+/* One port, or one per host of a Server list ("5432,5433"). */
+static int check_ports(const char *where, const char *key, const char *value)
+{
+    const char *p = value;
+
+    do {
+        size_t n = strcspn(p, ",");
+        char one[16];
+        long long port;
+        if (n == 0 || n >= sizeof one)
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s: '%.64s' is not a port "
+                             "or a comma-separated list of ports", where, key,
+                             value);
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (cdm__parse_int(one, 1, 65535, &port) != CDM_OK)
+            return cdm__fail(CDM_ERR_INVALID, "%s: %s: '%s' is not a port "
+                             "(1 to 65535)", where, key, one);
+        p += n;
+    } while (*p++ == ',');
+    return CDM_OK;
+}
+
 static const struct cdm_param_spec pg_params[] = {
     { "Server",          NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
-    { "Port",            "5432", CDM_P_INT, 1, 65535, NULL, 0, NULL },
+    { "Port",            "5432", CDM_P_STRING, 0, 0, NULL, 0, check_ports },
     { "User_Name",       NULL,   CDM_P_STRING, 0, 0, NULL, 0, NULL },
     { "Password",        NULL,   CDM_P_STRING, 0, 0, NULL, CDM_PF_SECRET, NULL },
     { "LoginTimeout",    NULL,   CDM_P_INT, 0, INT_MAX, NULL, 0, NULL },
@@ -254,10 +277,16 @@ static int prepare_sql(const char *sql, size_t nparams, char **out, bool *multi)
     return CDM_OK;
 }
 
+/* Rows changed.  PQcmdTuples also counts the rows a SELECT, FETCH or
+ * MOVE returned; those changed nothing (INSERT ... RETURNING did). */
 static int64_t affected_of(PGresult *res)
 {
-    const char *t = PQcmdTuples(res);
+    const char *t = PQcmdTuples(res), *tag = PQcmdStatus(res);
 
+    if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+        strncmp(tag, "INSERT", 6) != 0 && strncmp(tag, "UPDATE", 6) != 0 &&
+        strncmp(tag, "DELETE", 6) != 0 && strncmp(tag, "MERGE", 5) != 0)
+        return 0;
     return t && *t ? strtoll(t, NULL, 10) : 0;
 }
 
@@ -297,26 +326,35 @@ static int pg_exec(void *dc, const char *sql, const char *const *params,
         PQclear(res);
         return rc;
     }
-    /* A script: every statement's result, counted and checked in turn. */
-    if (!PQsendQuery(conn, text)) {
-        free(text);
-        return pg_status_fail(conn, NULL);
-    }
-    free(text);
-    rc = CDM_OK;
-    while ((res = PQgetResult(conn))) {
-        ExecStatusType st = PQresultStatus(res);
-        if (rc == CDM_OK) {
-            if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
-                st == PGRES_EMPTY_QUERY)
-                *affected += affected_of(res);
-            else
-                rc = pg_status_fail(conn, res);
+    /* A script: one statement at a time, so that each commits on its own
+     * (sent as one string, PostgreSQL would run them all in one implicit
+     * transaction and undo the earlier ones when a later one fails). */
+    for (const char *p = text; rc == CDM_OK && *p;) {
+        const char *end = cdm__sql_statement_end(text, p, CDM_SQL_PG);
+        char *one = cdm__strndup(p, (size_t)(end - p));
+        if (!one) {
+            rc = cdm__nomem();
+            break;
+        }
+        res = PQexec(conn, one);
+        free(one);
+        if (!res) {
+            rc = pg_status_fail(conn, NULL);
+            break;
+        }
+        switch (PQresultStatus(res)) {
+        case PGRES_COMMAND_OK:
+        case PGRES_TUPLES_OK:
+        case PGRES_EMPTY_QUERY:
+            *affected += affected_of(res);
+            break;
+        default:
+            rc = pg_status_fail(conn, res);
         }
         PQclear(res);
+        p = *end ? end + 1 : end;
     }
-    if (rc == CDM_OK && PQstatus(conn) != CONNECTION_OK)
-        rc = pg_status_fail(conn, NULL);
+    free(text);
     return rc;
 }
 
