@@ -163,6 +163,7 @@ char *tu_servers(const char *fmt, ...)
     snprintf(cmd, sizeof cmd, "sh '%s' %s", script, args);
     if (!(f = popen(cmd, "r")))
         return NULL;
+    buf[0] = '\0';
     while (len < sizeof buf - 1 && fgets(buf + len, (int)(sizeof buf - len), f))
         len = strlen(buf);
     if (pclose(f) != 0)
@@ -170,6 +171,44 @@ char *tu_servers(const char *fmt, ...)
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         buf[--len] = '\0';
     return strdup(buf);
+}
+
+static pid_t private_owner;
+static char private_state[1024];
+
+static void private_stop(void)
+{
+    /* Check forks every test: only the process that started them stops
+     * them. */
+    if (getpid() == private_owner && private_state[0])
+        free(tu_servers("stop '%s'", private_state));
+}
+
+void tu_private_servers(void)
+{
+    char *state, path[1100], line[1024];
+    FILE *f;
+
+    if (!getenv("CDM_SERVERS_SCRIPT") || !(state = tu_servers("start")))
+        return;   /* tu_need_server then skips or fails */
+    snprintf(private_state, sizeof private_state, "%s", state);
+    free(state);
+    private_owner = getpid();
+    atexit(private_stop);
+    snprintf(path, sizeof path, "%s/env", private_state);
+    if (!(f = fopen(path, "r")))
+        return;
+    while (fgets(line, sizeof line, f)) {
+        char *eq, *name = line;
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(name, "export ", 7) == 0)
+            name += 7;
+        if (!(eq = strchr(name, '=')))
+            continue;
+        *eq = '\0';
+        setenv(name, eq + 1, 1);
+    }
+    fclose(f);
 }
 
 int tu_run(Suite *s)

@@ -72,6 +72,12 @@ int tu_server_def(cdm_manager *m, const char *name, const char *driver_id,
  * trailing newline (free it), or NULL if it failed. */
 char *tu_servers(const char *fmt, ...);
 
+/* Starts a server set of this program's own (tests/servers.sh start, when
+ * CDM_SERVERS_SCRIPT says where it is), points the CDM_TEST_* variables
+ * at it, and stops it when the program exits.  For suites that stop and
+ * restart servers, so that suites running beside them are not cut off. */
+void tu_private_servers(void);
+
 /* Runs the suite and returns the process exit status. */
 int tu_run(Suite *s);
 

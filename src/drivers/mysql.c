@@ -152,6 +152,13 @@ static int my_connect(const struct cdm_resolved *r, void **out)
         mysql_close(db);
         return rc;
     }
+    /* MYSQL_OPT_SSL_ENFORCE alone lets Connector/C fall back to clear
+     * text when the server has no TLS: refuse that ourselves. */
+    if (cdm__rget_bool(r, "UseSSL") && !mysql_get_ssl_cipher(db)) {
+        mysql_close(db);
+        return cdm__fail(CDM_ERR_CONNECT, "%s: MySQL: UseSSL=True but the "
+                         "server does not support SSL/TLS", r->where);
+    }
     *out = db;
     return CDM_OK;
 }
@@ -271,15 +278,17 @@ static int plain(MYSQL *db, const char *sql, int64_t *affected, cdm_result **out
      * step with the server. */
     do {
         MYSQL_RES *res = mysql_store_result(db);
+        /* The first result is the statement's; a CALL or a trailing
+         * comment adds an empty status result after it. */
         if (res) {
-            if (out && rc == CDM_OK)
+            if (out && !*out && rc == CDM_OK)
                 rc = convert(res, out);
             mysql_free_result(res);
         } else if (mysql_field_count(db) == 0) {
             my_ulonglong n = mysql_affected_rows(db);
             if (affected && n != (my_ulonglong)-1)
                 *affected += (int64_t)n;
-            if (out && rc == CDM_OK)
+            if (out && !*out && rc == CDM_OK)
                 rc = empty_result(out);
         } else if (rc == CDM_OK) {
             rc = my_fail(db);
