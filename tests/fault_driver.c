@@ -195,7 +195,7 @@ static void *f_handle(void *dc)
 }
 
 static const struct cdm_param_spec fault_params[] = {
-    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0 }
+    { NULL, NULL, CDM_P_STRING, 0, 0, NULL, 0, NULL },
 };
 
 const struct cdm_driver cdm__driver_fault = {

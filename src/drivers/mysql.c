@@ -146,8 +146,11 @@ static int my_connect(const struct cdm_resolved *r, void **out)
     if (!mysql_real_connect(db, cdm__rget(r, "Server"), cdm__rget(r, "User_Name"),
                             cdm__rget(r, "Password"), cdm__rget(r, "Database"),
                             port, NULL, flags)) {
+        /* Connector/C names the host but not the port. */
+        const char *host = cdm__rget(r, "Server");
         rc = cdm__fail(mysql_errno(db) == CR_OUT_OF_MEMORY ? CDM_ERR_NOMEM :
-                       CDM_ERR_CONNECT, "%s: MySQL: %s", r->where,
+                       CDM_ERR_CONNECT, "%s: MySQL: cannot connect to %s:%u: %s",
+                       r->where, host ? host : "localhost", port,
                        mysql_error(db));
         mysql_close(db);
         return rc;

@@ -150,11 +150,23 @@ static const struct cdm_param_spec pg_params[] = {
 
 #if HAVE_POSTGRESQL
 
-/* The library prints nothing: libpq's notices would go to stderr. */
-static void quiet(void *arg, const char *message)
+/* A connection: libpq's handle and what arrived while it sat idle. */
+struct pgc {
+    PGconn *conn;
+    bool fatal;   /* the server announced it is ending the session */
+};
+
+/* Notices are never printed (the library prints nothing).  A FATAL one
+ * that arrives while idle is the server's last word before it closes the
+ * socket (pg_terminate_backend, shutdown): the socket may stay open a
+ * while longer (a backend dropping many temporary tables), so liveness
+ * must not wait for the end of the stream. */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)message;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+    if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        ((struct pgc *)arg)->fatal = true;
 }
 
 /* libpq's messages end with a newline; ours do not. */
@@ -171,12 +183,18 @@ static const char *trimmed(const char *msg, int *len)
 static int pg_status_fail(PGconn *conn, const PGresult *res)
 {
     int n;
-    const char *msg = trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), &n);
+    const char *msg;
 
-    if (!*msg || n == 0)
+    if (PQstatus(conn) != CONNECTION_OK) {
+        /* The connection's message keeps the server's reason ("terminating
+         * connection due to administrator command"); the result's only
+         * says the connection closed. */
         msg = trimmed(PQerrorMessage(conn), &n);
-    if (PQstatus(conn) != CONNECTION_OK)
         return cdm__fail(CDM_ERR_BROKEN, "PG: connection lost: %.*s", n, msg);
+    }
+    msg = trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), &n);
+    if (n == 0)
+        msg = trimmed(PQerrorMessage(conn), &n);
     return cdm__fail(CDM_ERR_QUERY, "PG: %.*s", n, msg);
 }
 
@@ -218,6 +236,7 @@ static int pg_connect(const struct cdm_resolved *r, void **out)
 {
     struct kw kw = { .n = 0 };
     const char *adv = cdm__rget(r, "PGAdvanced");
+    struct pgc *pc;
     PGconn *conn;
     int rc = CDM_OK, n;
 
@@ -248,8 +267,14 @@ static int pg_connect(const struct cdm_resolved *r, void **out)
         PQfinish(conn);
         goto out;
     }
-    PQsetNoticeProcessor(conn, quiet, NULL);
-    *out = conn;
+    if (!(pc = calloc(1, sizeof *pc))) {
+        PQfinish(conn);
+        rc = cdm__nomem();
+        goto out;
+    }
+    pc->conn = conn;
+    PQsetNoticeReceiver(conn, on_notice, pc);
+    *out = pc;
 out:
     for (int i = 0; i < kw.nowned; i++)
         free(kw.owned[i]);
@@ -258,7 +283,10 @@ out:
 
 static void pg_close(void *dc)
 {
-    PQfinish(dc);
+    struct pgc *pc = dc;
+
+    PQfinish(pc->conn);
+    free(pc);
 }
 
 /* The SQL as the server must see it: ? numbered $1.., parameters checked. */
@@ -293,7 +321,7 @@ static int64_t affected_of(PGresult *res)
 static int pg_exec(void *dc, const char *sql, const char *const *params,
                    size_t n, int64_t *affected)
 {
-    PGconn *conn = dc;
+    PGconn *conn = ((struct pgc *)dc)->conn;
     PGresult *res;
     char *text;
     bool multi;
@@ -385,7 +413,7 @@ static int convert(PGresult *res, cdm_result **out)
 static int pg_query(void *dc, const char *sql, const char *const *params,
                     size_t n, cdm_result **out)
 {
-    PGconn *conn = dc;
+    PGconn *conn = ((struct pgc *)dc)->conn;
     PGresult *res;
     char *text;
     bool multi;
@@ -440,22 +468,22 @@ static int run(PGconn *conn, const char *sql, const char *expect_status)
 
 static int pg_begin(void *dc)
 {
-    return run(dc, "BEGIN", NULL);
+    return run(((struct pgc *)dc)->conn, "BEGIN", NULL);
 }
 
 static int pg_commit(void *dc)
 {
-    return run(dc, "COMMIT", "COMMIT");
+    return run(((struct pgc *)dc)->conn, "COMMIT", "COMMIT");
 }
 
 static int pg_rollback(void *dc)
 {
-    return run(dc, "ROLLBACK", NULL);
+    return run(((struct pgc *)dc)->conn, "ROLLBACK", NULL);
 }
 
 static int pg_in_transaction(void *dc)
 {
-    PGTransactionStatusType st = PQtransactionStatus(dc);
+    PGTransactionStatusType st = PQtransactionStatus(((struct pgc *)dc)->conn);
 
     return st == PQTRANS_INTRANS || st == PQTRANS_INERROR ||
            st == PQTRANS_ACTIVE;
@@ -465,29 +493,34 @@ static int pg_ping(void *dc);
 
 static int pg_alive(void *dc)
 {
-    PGconn *conn = dc;
+    struct pgc *pc = dc;
     int rc;
 
-    if (PQstatus(conn) != CONNECTION_OK)
+    if (pc->fatal || PQstatus(pc->conn) != CONNECTION_OK)
         return CDM_ERR_BROKEN;
-    rc = cdm__socket_check(PQsocket(conn));
+    rc = cdm__socket_check(PQsocket(pc->conn));
     if (rc == CDM__PENDING) {
         /* Something arrived while idle: a notice, or the server's last
-         * words before it hung up (pg_terminate_backend, shutdown). */
-        if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+         * words before it hangs up (seen by on_notice as FATAL). */
+        /* PQconsumeInput only reads; PQisBusy parses, which is when a
+         * FATAL reaches on_notice. */
+        if (!PQconsumeInput(pc->conn))
             return CDM_ERR_BROKEN;
-        rc = cdm__socket_check(PQsocket(conn));
+        PQisBusy(pc->conn);
+        if (pc->fatal || PQstatus(pc->conn) != CONNECTION_OK)
+            return CDM_ERR_BROKEN;
+        rc = cdm__socket_check(PQsocket(pc->conn));
         if (rc == CDM__PENDING)
             /* Still unread: whatever it is, the next statement would see
              * it first; let a round trip decide. */
-            rc = pg_ping(conn) == CDM_OK ? CDM_OK : CDM_ERR_BROKEN;
+            rc = pg_ping(pc) == CDM_OK ? CDM_OK : CDM_ERR_BROKEN;
     }
     return rc;
 }
 
 static int pg_ping(void *dc)
 {
-    PGconn *conn = dc;
+    PGconn *conn = ((struct pgc *)dc)->conn;
     PGresult *res = PQexec(conn, "");
     int rc = res && PQresultStatus(res) == PGRES_EMPTY_QUERY ? CDM_OK :
              cdm__fail(CDM_ERR_BROKEN, "PG: ping failed: %s",
@@ -499,12 +532,12 @@ static int pg_ping(void *dc)
 
 static int pg_reset(void *dc)
 {
-    return run(dc, "DISCARD ALL", NULL);
+    return run(((struct pgc *)dc)->conn, "DISCARD ALL", NULL);
 }
 
 static void *pg_handle(void *dc)
 {
-    return dc;
+    return ((struct pgc *)dc)->conn;
 }
 #endif /* HAVE_POSTGRESQL */
 
