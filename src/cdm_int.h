@@ -316,7 +316,11 @@ int cdm__result_set_colname(cdm_result *r, size_t col, const char *name);
 int cdm__result_add_row(cdm_result *r);
 /* Sets a cell of the last row to a copy of [v, v + n); v NULL is SQL NULL. */
 int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
-/* Same, taking ownership of `v` (allocated with malloc). */
+/* A binary value as text: "\x" and lowercase hex (PostgreSQL's bytea
+ * output), since a text value cannot hold NUL bytes.  Every driver's
+ * binary columns come back this way. */
+int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n);
+/* Same as cdm__result_set, taking ownership of `v` (allocated with malloc). */
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 
 /* --------------------------------------------------------------- conn.c */

@@ -65,6 +65,25 @@ int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n)
     return CDM_OK;
 }
 
+int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = v;
+    char *p;
+
+    if (n > (SIZE_MAX - 3) / 2 || !(p = malloc(2 * n + 3)))
+        return cdm__nomem();
+    p[0] = '\\';
+    p[1] = 'x';
+    for (size_t i = 0; i < n; i++) {
+        p[2 + 2 * i] = hex[b[i] >> 4];
+        p[3 + 2 * i] = hex[b[i] & 15];
+    }
+    p[2 + 2 * n] = '\0';
+    cdm__result_set_owned(r, col, p);
+    return CDM_OK;
+}
+
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v)
 {
     char **cell = &r->cells[(r->nrows - 1) * r->ncols + col];

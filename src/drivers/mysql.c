@@ -175,7 +175,7 @@ static void my_close(void *dc)
 /* ------------------------------------------------------------ results */
 
 /* BINARY, VARBINARY, BLOB and BIT columns (binary charset) come back as
- * "\x" and hex, like PostgreSQL's bytea: text results cannot hold NULs. */
+ * "\x" and hex (cdm__result_set_binary). */
 static bool binary_field(const MYSQL_FIELD *f)
 {
     if (f->charsetnr != 63)
@@ -199,22 +199,8 @@ static bool binary_field(const MYSQL_FIELD *f)
 static int set_value(cdm_result *r, size_t col, const char *v, size_t n,
                      bool binary)
 {
-    static const char hex[] = "0123456789abcdef";
-    char *p;
-
-    if (!binary)
-        return cdm__result_set(r, col, v, n);
-    if (n > (SIZE_MAX - 3) / 2 || !(p = malloc(2 * n + 3)))
-        return cdm__nomem();
-    p[0] = '\\';
-    p[1] = 'x';
-    for (size_t i = 0; i < n; i++) {
-        p[2 + 2 * i] = hex[(unsigned char)v[i] >> 4];
-        p[3 + 2 * i] = hex[(unsigned char)v[i] & 15];
-    }
-    p[2 + 2 * n] = '\0';
-    cdm__result_set_owned(r, col, p);
-    return CDM_OK;
+    return binary ? cdm__result_set_binary(r, col, v, n)
+                  : cdm__result_set(r, col, v, n);
 }
 
 /* A result set from the plain query path. */

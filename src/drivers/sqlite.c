@@ -258,30 +258,14 @@ static int sq_exec(void *dc, const char *sql, const char *const *params,
 
 static int add_value(cdm_result *res, sqlite3_stmt *st, int col)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *b;
-    char *p;
-    int n;
 
     switch (sqlite3_column_type(st, col)) {
     case SQLITE_NULL:
         return CDM_OK;
     case SQLITE_BLOB:
-        /* Text results cannot carry NUL bytes: blobs come as "\x" + hex,
-         * the way PostgreSQL prints bytea. */
-        b = sqlite3_column_blob(st, col);
-        n = sqlite3_column_bytes(st, col);
-        if (!(p = malloc(2 * (size_t)n + 3)))
-            return cdm__nomem();
-        p[0] = '\\';
-        p[1] = 'x';
-        for (int i = 0; i < n; i++) {
-            p[2 + 2 * i] = hex[b[i] >> 4];
-            p[3 + 2 * i] = hex[b[i] & 15];
-        }
-        p[2 + 2 * n] = '\0';
-        cdm__result_set_owned(res, (size_t)col, p);
-        return CDM_OK;
+        return cdm__result_set_binary(res, (size_t)col, sqlite3_column_blob(st, col),
+                                      (size_t)sqlite3_column_bytes(st, col));
     default:
         b = sqlite3_column_text(st, col);
         if (!b)
