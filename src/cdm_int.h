@@ -225,7 +225,6 @@ void cdm__def_free(struct cdm_def *d);
 struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key);
 /* Sets (or adds) a key; value NULL removes it. */
 int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line);
-struct cdm_def *cdm__def_clone(const struct cdm_def *d);
 /* "path:line: definition 'X'" (the key's line, else the section's) or
  * "definition 'X'" for a private one or a value set at run time. */
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,

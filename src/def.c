@@ -106,21 +106,6 @@ int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line
     return CDM_OK;
 }
 
-struct cdm_def *cdm__def_clone(const struct cdm_def *d)
-{
-    struct cdm_def *c = cdm__def_new(d->name, d->src, d->line);
-
-    if (!c)
-        return NULL;
-    for (size_t i = 0; i < d->nkv; i++)
-        if (cdm__def_set(c, d->kv[i].key, d->kv[i].value, d->kv[i].line)) {
-            cdm__def_free(c);
-            return NULL;
-        }
-    c->gen = d->gen;
-    return c;
-}
-
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size)
 {
