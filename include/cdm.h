@@ -159,10 +159,11 @@ typedef struct cdm_pool_stats {
 } cdm_pool_stats;
 
 /* The process-wide manager, created on first call (thread-safe).  On
- * creation it loads the file named by $CDM_CONNECTION_DEFS, if set; a
- * failure to load is logged (once the log is set it is too late to see
- * it, so check cdm_manager_has_def or call cdm_manager_load_file yourself
- * when you need to know).  NULL only when out of memory.  After
+ * creation it loads the file named by $CDM_CONNECTION_DEFS, if set.  If
+ * that load fails, the manager starts empty and the reason is kept: a
+ * cdm_connect that then finds no definition says why ("... ($CDM_
+ * CONNECTION_DEFS: path:3: ...)").  Call cdm_manager_load_file yourself
+ * when you need the status at once.  NULL only when out of memory.  After
  * cdm_manager_free() on it, the next call creates a fresh one. */
 CDM_EXPORT cdm_manager *cdm_manager_default(void);
 
