@@ -148,6 +148,14 @@ struct cdm_driver {
     /* Optional: discard session state (POOL_ResetOnRelease). */
     int (*reset)(void *dc);
     void *(*handle)(void *dc);
+    /* Optional: the socket, for network drivers.  Its pooled connections
+     * are watched for the server hanging up instead of being checked
+     * with a system call on every borrow and return. */
+    int (*socket)(void *dc);
+    /* Optional: frees a connection inherited across fork() without a word
+     * to the server (its session is the parent's).  Without it such a
+     * connection is never closed in the child. */
+    void (*forget)(void *dc);
 };
 
 
@@ -216,8 +224,6 @@ struct cdm_def {
     struct cdm_kv *kv;
     size_t nkv, cap;
     uint64_t gen;               /* bumped on every change */
-    struct cdm_pool *pool;      /* built on first pooled connect, or NULL */
-    uint64_t pool_incarnation;
 };
 
 struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line);
@@ -306,6 +312,10 @@ const char *cdm__sql_statement_end(const char *sql, const char *from,
  * CDM__PENDING if data is waiting (the driver decides what it means). */
 #define CDM__PENDING (-2)
 int cdm__socket_check(int fd);
+/* After fork(), in the child: puts a harmless descriptor in the place of
+ * the inherited socket `fd`, so that a driver's close says nothing to the
+ * server the parent is still talking to. */
+int cdm__socket_silence(int fd);
 
 /* ------------------------------------------------------------- result.c */
 
@@ -322,9 +332,55 @@ int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n);
 /* Same as cdm__result_set, taking ownership of `v` (allocated with malloc). */
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 
+/* --------------------------------------------------------------- sync.c */
+
+/* Coarse monotonic milliseconds (cheap enough for every borrow). */
+int64_t cdm__now_ms(void);
+/* Precise monotonic nanoseconds. */
+int64_t cdm__now_ns(void);
+/* A condition variable that waits on CLOCK_MONOTONIC. */
+void cdm__cond_init(pthread_cond_t *cond);
+/* pthread_cond_timedwait to a cdm__now_ns() deadline; INT64_MAX: no
+ * deadline.  ETIMEDOUT when the time is up. */
+int cdm__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+                         int64_t deadline_ns);
+
+/* Where the pool machinery sends its messages (the manager's callback). */
+struct cdm_log_sink {
+    void (*fn)(void *ctx, int level, const char *message);
+    void *ctx;
+};
+void cdm__sink_log(const struct cdm_log_sink *sink, int level,
+                   const char *fmt, ...) CDM_PRINTF(3, 4);
+
+/* --------------------------------------------------------------- load.c */
+
+/* Messages gathered while nothing may be logged yet. */
+struct cdm_notes {
+    char **v;
+    size_t n;
+};
+void cdm__note(void *ctx, const char *message);   /* a cdm_warn_fn */
+/* Logs them to m (NULL: drops them) and empties the list. */
+void cdm__notes_flush(cdm_manager *m, struct cdm_notes *ns);
+
+/* A file read into definitions, not yet part of any manager. */
+struct cdm_loaded {
+    struct cdm_source *src;
+    struct cdm_def **defs;
+    size_t ndefs;
+    struct cdm_notes notes;
+};
+int cdm__load(const char *path, struct cdm_loaded *l);
+void cdm__loaded_free(struct cdm_loaded *l);
+
+void cdm__ini_fork_lock(void);
+void cdm__ini_fork_unlock(void);
+
 /* --------------------------------------------------------------- conn.c */
 
 struct cdm_pool;
+struct cdm_slot;
 
 struct cdm_conn {
     const struct cdm_driver *drv;
@@ -334,15 +390,14 @@ struct cdm_conn {
     bool broken;            /* the driver reported the connection lost */
 
     /* Pooled connections only.  Fixed at open: pool, slot, incarnation,
-     * gen, created_ms.  The rest is written by the borrowing thread and
-     * read by the cleanup thread under the pool's lock. */
+     * gen, created_ms, watched_fd.  The rest is written by the borrowing
+     * thread and read by the cleanup thread. */
     struct cdm_pool *pool;  /* NULL for a plain connection */
-    struct cdm_slot *slot;  /* where the pool keeps it */
+    struct cdm_slot *slot;  /* where the pool keeps it (entry.h) */
     uint64_t incarnation;   /* the pool incarnation it was opened for */
     uint64_t gen;           /* the pool's parameter generation at open */
     int64_t created_ms;
-    int64_t idle_since_ms;  /* published by the IDLE store of its slot */
-    int64_t idle_key;       /* LIFO order of returns (see pool.c) */
+    int watched_fd;         /* in the watcher's set, or -1 */
     _Atomic int64_t borrowed_ms;
     atomic_bool leak_logged;
     _Atomic int64_t acquired; /* borrows, written by the borrower only */
@@ -354,45 +409,85 @@ int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out);
 /* Closes the driver connection and frees the struct; no lock held. */
 void cdm__conn_destroy(cdm_conn *c);
 
-/* --------------------------------------------------------------- pool.c */
+/* ---------------------------------------- pool.c, cleanup.c (pool.h) */
 
-/* Internal status: the pool was detached or reused while we looked; look
- * the definition up again.  Never returned to callers. */
+/* Internal status: the pool was detached, reused or inherited while we
+ * looked; look the definition up again.  Never returned to callers. */
 #define CDM__RETRY (-1)
 
-/* Coarse monotonic milliseconds (cheap enough for every borrow). */
-int64_t cdm__now_ms(void);
-
-/* A pool starts detached; cdm__pool_attach gives it a definition name and
- * cdm__pool_configure its parameters.  Detached pools are kept by their
- * manager and reused, never freed while the manager lives, so a thread
- * holding a stale pointer can always lock it and find out. */
-struct cdm_pool *cdm__pool_new(void);
-void cdm__pool_free(struct cdm_pool *p);
+/* A new pool, detached, holding one reference (its registry's). */
+struct cdm_pool *cdm__pool_new(int epfd);
+void cdm__pool_ref(struct cdm_pool *p);
+void cdm__pool_unref(struct cdm_pool *p);
 int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation);
-/* Refuses what the pool cannot work with (POOL_MaximumItems=0). */
+const char *cdm__pool_name(struct cdm_pool *p);
+bool cdm__pool_attached(struct cdm_pool *p);
+/* Detached, empty, and referenced by its registry alone: reusable. */
+bool cdm__pool_unused(struct cdm_pool *p);
+/* Refuses what the pool cannot work with (POOL_MaximumItems=0,
+ * POOL_MinimumItems above the maximum). */
 int cdm__pool_check_cfg(const struct cdm_resolved *r);
 /* Takes ownership of r.  New parameters bump the generation; returns the
- * idle connections to destroy (no lock held) through ->next. */
+ * connections to close (cdm__pool_close_list, no lock held). */
 cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
                               int64_t now_ms);
-/* Stops borrowing; returns the idle connections to destroy. */
+/* Stops borrowing; returns the idle connections to close. */
 cdm_conn *cdm__pool_detach(struct cdm_pool *p);
-bool cdm__pool_reusable(struct cdm_pool *p);
-/* Frees nothing: true if the pool is empty (caller frees it), else marks
- * it to free itself when its last connection is returned. */
-bool cdm__pool_orphan(struct cdm_pool *p);
+/* Closes a list of connections that left their pools. */
+void cdm__pool_close_list(cdm_conn *list);
 int cdm__pool_wait_drained(struct cdm_pool *p, int64_t deadline_ns);
 int cdm__pool_busy(struct cdm_pool *p);
 void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out);
 /* CDM_OK, an error, or CDM__RETRY. */
 int cdm__pool_acquire(struct cdm_pool *p, uint64_t incarnation, cdm_conn **out);
 void cdm__pool_release(cdm_conn *c);
-/* One cleanup pass if due; returns when the pool is next due (ms). */
-int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now_ms, cdm_manager *m);
+/* One cleanup pass if due (or `force`d); returns when it is next due. */
+int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now_ms, bool force,
+                          const struct cdm_log_sink *log);
+/* The watcher saw the socket of the connection in `s` close. */
+void cdm__pool_socket_closed(struct cdm_slot *s);
+
+/* ----------------------------------------------------------- registry.c */
+
+struct cdm_registry;
+
+int cdm__registry_new(const struct cdm_log_sink *log, struct cdm_registry **out);
+/* After cdm__registry_close; pools go when their last connection does. */
+void cdm__registry_free(struct cdm_registry *g);
+/* 1 and the attached pool serving `name`, or 0. */
+int cdm__registry_find(struct cdm_registry *g, const char *name,
+                       struct cdm_pool **out, uint64_t *incarnation);
+/* A pool for `name` configured with r (taken, also on failure); connections
+ * to close come back in *dead. */
+int cdm__registry_attach(struct cdm_registry *g, const char *name,
+                         struct cdm_resolved *r, struct cdm_pool **out,
+                         uint64_t *incarnation, cdm_conn **dead);
+/* Starts the cleanup thread if it is not running (logs a failure). */
+void cdm__registry_start(struct cdm_registry *g);
+void cdm__registry_kick(struct cdm_registry *g);
+cdm_conn *cdm__registry_detach(struct cdm_registry *g, const char *name);
+/* Every attached pool gets fn's parameters for its name, or is detached
+ * when fn returns NULL. */
+typedef struct cdm_resolved *(*cdm_refresh_fn)(void *ctx, const char *name);
+cdm_conn *cdm__registry_refresh(struct cdm_registry *g, cdm_refresh_fn fn,
+                                void *ctx);
+int cdm__registry_stats(struct cdm_registry *g, const char *name,
+                        cdm_pool_stats *out);
+cdm_conn *cdm__registry_close(struct cdm_registry *g);
+/* Connections still borrowed when the deadline passed (0: none). */
+int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns);
+int cdm__registry_cleanup_now(struct cdm_registry *g, int timeout_ms);
+void cdm__registry_fork_lock(struct cdm_registry *g);
+void cdm__registry_fork_unlock(struct cdm_registry *g);
+void cdm__registry_fork_child(struct cdm_registry *g);
+bool cdm__registry_forked(struct cdm_registry *g);
+void cdm__registry_abandon(struct cdm_registry *g);
 
 /* ------------------------------------------------------------- manager.c */
 
 void cdm__log(cdm_manager *m, int level, const char *fmt, ...) CDM_PRINTF(3, 4);
+/* Test hook: one full cleanup pass over every pool, run now by the
+ * cleanup thread; CDM_OK when it has run, CDM_ERR_BUSY on timeout. */
+int cdm__manager_cleanup_now(cdm_manager *m, int timeout_ms);
 
 #endif /* CDM_INT_H */

@@ -5,6 +5,8 @@
 #include "cdm_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@ int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
         return cdm__nomem();
     }
     c->drv = r->drv;
+    c->watched_fd = -1;
     if ((rc = r->drv->connect(r, &c->dc)) != CDM_OK) {
         free(c->def_name);
         free(c);
@@ -200,4 +203,27 @@ int cdm__socket_check(int fd)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ?
                CDM_OK : CDM_ERR_BROKEN;
     return CDM__PENDING;
+}
+
+int cdm__socket_silence(int fd)
+{
+    int null;
+
+    if (fd < 0)
+        return CDM_OK;
+    /* Another descriptor takes the socket's number in one step (dup2), so
+     * a thread opening a file meanwhile cannot be handed that number and
+     * get the driver's goodbye written into it.  /dev/null takes writes;
+     * without it, an unconnected socket fails them. */
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        null = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (null < 0)
+        return CDM_ERR_IO;
+    if (dup2(null, fd) < 0) {
+        close(null);
+        return CDM_ERR_IO;
+    }
+    close(null);
+    return CDM_OK;
 }

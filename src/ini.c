@@ -38,6 +38,18 @@
 #define INI_LINE_MAX 1022
 
 static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Held across fork() (manager.c's handlers), so that a child never
+ * inherits it locked by a thread it does not have. */
+void cdm__ini_fork_lock(void)
+{
+    pthread_mutex_lock(&ini_lock);
+}
+
+void cdm__ini_fork_unlock(void)
+{
+    pthread_mutex_unlock(&ini_lock);
+}
 /* Guarded by ini_lock: the first error iniparser reported during a load. */
 static char ini_error[512];
 static bool ini_error_set;

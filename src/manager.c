@@ -1,71 +1,26 @@
 /*
  * manager.c - the connection-definition manager: the definitions it holds,
- * loading and reloading files, private definitions, the process-wide
- * default manager, and connecting by name.
+ * merging loaded files, private definitions, live changes reaching the
+ * pools, the process-wide default manager, shutdown, and fork().
+ * Files are read by load.c, pools kept by registry.c, connects made by
+ * connect.c.
  */
-#include "cdm_int.h"
+#include "manager.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-
-struct cdm_manager {
-    uint64_t serial;             /* unique per manager, for thread caches;
-                                  * set at creation, then read-only */
-    pthread_mutex_t lock;        /* guards every field down to log_lock */
-    struct cdm_def **defs;       /* file definitions in load order, then
-                                  * private ones in the order added */
-    size_t ndefs, cap;
-    struct cdm_source **files;   /* loaded files in load order (a ref each) */
-    size_t nfiles;
-    bool closed;
-    char *autoload_error;        /* why $CDM_CONNECTION_DEFS did not load */
-    uint64_t changes;            /* bumped by every definition change */
-    struct cdm_pool **pools;     /* every pool built, attached or detached;
-                                  * freed only with the manager */
-    size_t npools;
-    pthread_t cleaner;           /* the cleanup thread, once a pool exists */
-    bool cleaner_running;
-    bool stop;                   /* asks the cleanup thread to end */
-    bool kick;                   /* a pool changed: recompute due times */
-    pthread_cond_t wake;         /* wakes the cleanup thread (monotonic) */
-
-    pthread_mutex_t log_lock;    /* guards log and log_user */
-    cdm_log_fn log;
-    void *log_user;
-};
 
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(cdm_manager *) default_manager;
 static atomic_uint_fast64_t manager_serials;
 
-/* A few (manager, name) -> pool entries per thread, so that a pooled
- * connect touches no lock but the pool's.  An entry may go stale at any
- * time: the pool then answers CDM__RETRY and the slow path takes over.
- * Pools are never freed while their manager lives, and the serial keeps
- * a new manager at an old address from matching. */
-#define CACHE_WAYS 4
-#define CACHE_NAME 64
-struct pool_cache {
-    uint64_t serial;
-    struct cdm_pool *pool;
-    uint64_t incarnation;
-    char name[CACHE_NAME];
-};
-static _Thread_local struct pool_cache cache[CACHE_WAYS];
-static _Thread_local unsigned cache_next;
-
-static int64_t precise_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* Every live manager, for the fork handlers. */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static cdm_manager *all_managers;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------- logging */
 
@@ -98,41 +53,16 @@ void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user)
     pthread_mutex_unlock(&m->log_lock);
 }
 
-/* A list of messages gathered while nothing may be logged yet. */
-struct notes {
-    char **v;
-    size_t n;
-};
-
-static void note(void *ctx, const char *message)
+/* The registry's log sink: the manager's callback. */
+static void sink(void *ctx, int level, const char *message)
 {
-    struct notes *ns = ctx;
-    char **v = realloc(ns->v, (ns->n + 1) * sizeof *v);
-
-    /* Out of memory only loses a warning. */
-    if (v) {
-        ns->v = v;
-        if ((v[ns->n] = cdm__strdup(message)))
-            ns->n++;
-    }
-}
-
-static void notes_flush(cdm_manager *m, struct notes *ns)
-{
-    for (size_t i = 0; i < ns->n; i++) {
-        if (m)
-            cdm__log(m, CDM_LOG_WARN, "%s", ns->v[i]);
-        free(ns->v[i]);
-    }
-    free(ns->v);
-    ns->v = NULL;
-    ns->n = 0;
+    cdm__log(ctx, level, "%s", message);
 }
 
 /* ------------------------------------------------------- the def list */
 
-static struct cdm_def *find_def(const cdm_manager *m, const char *name,
-                                size_t *index)
+struct cdm_def *cdm__manager_find(const cdm_manager *m, const char *name,
+                                  size_t *index)
 {
     for (size_t i = 0; i < m->ndefs; i++)
         if (cdm__streq_nocase(m->defs[i]->name, name)) {
@@ -143,9 +73,9 @@ static struct cdm_def *find_def(const cdm_manager *m, const char *name,
     return NULL;
 }
 
-static struct cdm_def *lookup(void *ctx, const char *name)
+struct cdm_def *cdm__manager_lookup(void *ctx, const char *name)
 {
-    return find_def(ctx, name, NULL);
+    return cdm__manager_find(ctx, name, NULL);
 }
 
 static int reserve(cdm_manager *m, size_t extra)
@@ -172,25 +102,91 @@ static void where_defined(const struct cdm_def *d, char *buf, size_t size)
         snprintf(buf, size, "a private definition");
 }
 
+/* ---------------------------------------------------------------- fork */
+
+/* Before fork(): every lock a child could need is taken, so the child
+ * never inherits one held by a thread it does not have.  Order: the
+ * default manager's, iniparser's, the list's, then per manager its own,
+ * its registry's and its log lock (the order used everywhere else). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&default_lock);
+    cdm__ini_fork_lock();
+    pthread_mutex_lock(&all_lock);
+    for (cdm_manager *m = all_managers; m; m = m->next_all) {
+        pthread_mutex_lock(&m->lock);
+        cdm__registry_fork_lock(m->reg);
+        pthread_mutex_lock(&m->log_lock);
+    }
+}
+
+static void fork_release(void)
+{
+    for (cdm_manager *m = all_managers; m; m = m->next_all) {
+        pthread_mutex_unlock(&m->log_lock);
+        cdm__registry_fork_unlock(m->reg);
+        pthread_mutex_unlock(&m->lock);
+    }
+    pthread_mutex_unlock(&all_lock);
+    cdm__ini_fork_unlock();
+    pthread_mutex_unlock(&default_lock);
+}
+
+/* In the child: every pool is the parent's.  They are marked, and each
+ * manager takes a fresh registry the first time it needs one. */
+static void fork_child(void)
+{
+    for (cdm_manager *m = all_managers; m; m = m->next_all)
+        cdm__registry_fork_child(m->reg);
+    fork_release();
+}
+
+static void atfork_install(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_child);
+}
+
+struct cdm_registry *cdm__manager_registry(cdm_manager *m)
+{
+    struct cdm_log_sink s = { sink, m };
+    struct cdm_registry *fresh;
+
+    if (!cdm__registry_forked(m->reg))
+        return m->reg;
+    /* Out of memory keeps the inherited one, which serves nothing: the
+     * connect retries, and fails with NOMEM on the next attempt. */
+    if (cdm__registry_new(&s, &fresh) != CDM_OK)
+        return m->reg;
+    cdm__registry_abandon(m->reg);
+    m->reg = fresh;
+    return fresh;
+}
+
 /* ---------------------------------------------------------- lifecycle */
 
 int cdm_manager_new(cdm_manager **out)
 {
     cdm_manager *m;
+    struct cdm_log_sink s;
 
     if (!out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_new: out is NULL");
-    pthread_condattr_t attr;
-
     if (!(m = calloc(1, sizeof *m)))
         return cdm__nomem();
+    s.fn = sink;
+    s.ctx = m;
+    if (cdm__registry_new(&s, &m->reg) != CDM_OK) {
+        free(m);
+        return cdm__nomem();
+    }
     m->serial = atomic_fetch_add(&manager_serials, 1) + 1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->log_lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    pthread_once(&atfork_once, atfork_install);
+    pthread_mutex_lock(&all_lock);
+    m->next_all = all_managers;
+    all_managers = m;
+    pthread_mutex_unlock(&all_lock);
     *out = m;
     return CDM_OK;
 }
@@ -219,42 +215,11 @@ cdm_manager *cdm_manager_default(void)
     return m;
 }
 
-static void append_dead(cdm_conn **list, cdm_conn *more)
-{
-    while (more) {
-        cdm_conn *next = more->next;
-        more->next = *list;
-        *list = more;
-        more = next;
-    }
-}
-
-static void destroy_dead(cdm_conn *c)
-{
-    while (c) {
-        cdm_conn *next = c->next;
-        cdm__conn_destroy(c);
-        c = next;
-    }
-}
-
-/* With m->lock held: the definition's pool stops serving it. */
-static void drop_pool(struct cdm_def *d, cdm_conn **dead)
-{
-    if (d->pool) {
-        append_dead(dead, cdm__pool_detach(d->pool));
-        d->pool = NULL;
-    }
-}
-
 int cdm_manager_close(cdm_manager *m, int timeout_ms)
 {
-    struct cdm_pool **pools = NULL;
-    cdm_conn *dead = NULL;
-    size_t npools;
-    bool running;
+    struct cdm_registry *reg;
     int64_t deadline;
-    int busy = 0;
+    int busy;
 
     if (!m)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_close: manager is NULL");
@@ -262,33 +227,12 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
      * on a thread's fast path; then the cleanup thread. */
     pthread_mutex_lock(&m->lock);
     m->closed = true;
-    m->stop = true;
-    for (size_t i = 0; i < m->ndefs; i++)
-        drop_pool(m->defs[i], &dead);
-    running = m->cleaner_running;
-    m->cleaner_running = false;
-    pthread_cond_signal(&m->wake);
+    reg = cdm__manager_registry(m);
     pthread_mutex_unlock(&m->lock);
-    /* Woken by the condition variable, it ends at once (unless it is in
-     * the middle of opening a connection for POOL_MinimumItems). */
-    if (running)
-        pthread_join(m->cleaner, NULL);
+    cdm__pool_close_list(cdm__registry_close(reg));
 
-    pthread_mutex_lock(&m->lock);
-    npools = m->npools;
-    if (npools && (pools = malloc(npools * sizeof *pools)))
-        memcpy(pools, m->pools, npools * sizeof *pools);
-    pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
-    if (npools && !pools)
-        return cdm__nomem();
-
-    deadline = (int64_t)precise_ms() * 1000000 + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
-    for (size_t i = 0; i < npools; i++)
-        if (cdm__pool_wait_drained(pools[i], deadline) != CDM_OK)
-            busy += cdm__pool_busy(pools[i]);
-    free(pools);
-    if (busy)
+    deadline = cdm__now_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    if ((busy = cdm__registry_wait_drained(reg, deadline)))
         return cdm__fail(CDM_ERR_BUSY,
                          "%d pooled connection%s still borrowed after %d ms; "
                          "%s closed when returned", busy, busy == 1 ? " is" : "s are",
@@ -309,26 +253,61 @@ void cdm_manager_free(cdm_manager *m)
     cdm__errmsg_save(saved);
     cdm_manager_close(m, 0);
     cdm__errmsg_restore(saved);
-    /* Pools with connections still borrowed free themselves when the last
-     * one comes back. */
-    for (size_t i = 0; i < m->npools; i++)
-        if (cdm__pool_orphan(m->pools[i]))
-            cdm__pool_free(m->pools[i]);
+    pthread_mutex_lock(&all_lock);
+    for (cdm_manager **pp = &all_managers; *pp; pp = &(*pp)->next_all)
+        if (*pp == m) {
+            *pp = m->next_all;
+            break;
+        }
+    pthread_mutex_unlock(&all_lock);
+    /* Pools with connections still borrowed go when the last one is
+     * returned. */
+    cdm__registry_free(m->reg);
     for (size_t i = 0; i < m->ndefs; i++)
         cdm__def_free(m->defs[i]);
     for (size_t i = 0; i < m->nfiles; i++)
         cdm__source_release(m->files[i]);
-    free(m->pools);
     free(m->defs);
     free(m->files);
     free(m->autoload_error);
-    pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->log_lock);
     free(m);
 }
 
+/* Test hook: one full cleanup pass over every pool, due or not, run by
+ * the cleanup thread; returns when it is done (or the time is up). */
+int cdm__manager_cleanup_now(cdm_manager *m, int timeout_ms)
+{
+    struct cdm_registry *reg;
+
+    pthread_mutex_lock(&m->lock);
+    reg = cdm__manager_registry(m);
+    pthread_mutex_unlock(&m->lock);
+    return cdm__registry_cleanup_now(reg, timeout_ms);
+}
+
 /* ------------------------------------------------------- pools, changes */
+
+/* The parameters a pool for `name` should have now, or NULL if the name
+ * should have no pool (gone, no longer pooled, no longer valid). */
+static struct cdm_resolved *pooled_params(void *ctx, const char *name)
+{
+    cdm_manager *m = ctx;
+    struct cdm_resolved *r = NULL;
+    int rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+
+    if (rc == CDM_OK)
+        rc = cdm__resolve_finish(r);
+    if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled"))
+        rc = CDM_ERR_INVALID;
+    if (rc == CDM_OK)
+        rc = cdm__pool_check_cfg(r);
+    if (rc == CDM_OK)
+        return r;
+    cdm__resolved_free(r);
+    return NULL;
+}
 
 /* With m->lock held, after any change to the definitions: every pool
  * gets its definition resolved again.  New parameters bump its generation
@@ -338,227 +317,21 @@ void cdm_manager_free(cdm_manager *m)
 static cdm_conn *refresh_pools(cdm_manager *m)
 {
     char saved[CDM_MSG_MAX];
-    cdm_conn *dead = NULL;
-    int64_t now = precise_ms();
-    bool any = false;
+    cdm_conn *dead;
 
     m->changes++;
     cdm__errmsg_save(saved);
-    for (size_t i = 0; i < m->ndefs; i++) {
-        struct cdm_def *d = m->defs[i];
-        struct cdm_resolved *r = NULL;
-        int rc;
-
-        if (!d->pool)
-            continue;
-        rc = cdm__resolve_chain(d->name, lookup, m, &r);
-        if (rc == CDM_OK)
-            rc = cdm__resolve_finish(r);
-        if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled"))
-            rc = CDM_ERR_INVALID;
-        if (rc == CDM_OK)
-            rc = cdm__pool_check_cfg(r);
-        if (rc != CDM_OK) {
-            cdm__resolved_free(r);
-            drop_pool(d, &dead);
-            continue;
-        }
-        append_dead(&dead, cdm__pool_configure(d->pool, r, now));
-        any = true;
-    }
+    dead = cdm__registry_refresh(cdm__manager_registry(m), pooled_params, m);
     cdm__errmsg_restore(saved);
-    if (any) {
-        m->kick = true;
-        pthread_cond_signal(&m->wake);
-    }
     return dead;
-}
-
-/* The cleanup thread: wakes at the earliest due time of any pool (a timed
- * condition wait, never a sleep), or when kicked, and does every close,
- * ping and connect with no lock held. */
-static void *cleaner_main(void *arg)
-{
-    cdm_manager *m = arg;
-    struct cdm_pool **snap = NULL;
-    size_t cap = 0;
-
-    pthread_mutex_lock(&m->lock);
-    while (!m->stop) {
-        size_t n = m->npools;
-        int64_t now, next = INT64_MAX;
-
-        if (n > cap) {
-            struct cdm_pool **p = realloc(snap, n * sizeof *p);
-            if (p) {
-                snap = p;
-                cap = n;
-            }
-        }
-        if (n > cap)
-            n = cap;
-        if (n)
-            memcpy(snap, m->pools, n * sizeof *snap);
-        m->kick = false;
-        pthread_mutex_unlock(&m->lock);
-
-        now = precise_ms();
-        for (size_t i = 0; i < n; i++) {
-            int64_t due = cdm__pool_cleanup(snap[i], now, m);
-            if (due < next)
-                next = due;
-        }
-
-        pthread_mutex_lock(&m->lock);
-        if (m->stop || m->kick)
-            continue;
-        if (next == INT64_MAX) {
-            pthread_cond_wait(&m->wake, &m->lock);
-        } else {
-            struct timespec ts = { .tv_sec = next / 1000,
-                                   .tv_nsec = (next % 1000) * 1000000 };
-            pthread_cond_timedwait(&m->wake, &m->lock, &ts);
-        }
-    }
-    pthread_mutex_unlock(&m->lock);
-    free(snap);
-    return NULL;
-}
-
-/* With m->lock held: a pool for `d`, reusing an empty detached one.
- * Takes ownership of r, also on failure. */
-static int build_pool(cdm_manager *m, struct cdm_def *d, struct cdm_resolved *r)
-{
-    struct cdm_pool *p = NULL;
-    uint64_t inc;
-    int rc;
-
-    for (size_t i = 0; i < m->npools && !p; i++)
-        if (cdm__pool_reusable(m->pools[i]))
-            p = m->pools[i];
-    if (!p) {
-        struct cdm_pool **v = realloc(m->pools, (m->npools + 1) * sizeof *v);
-        if (!v || !(p = cdm__pool_new())) {
-            if (v)
-                m->pools = v;
-            cdm__resolved_free(r);
-            return cdm__nomem();
-        }
-        m->pools = v;
-        m->pools[m->npools++] = p;
-    }
-    if ((rc = cdm__pool_attach(p, d->name, &inc)) != CDM_OK) {
-        cdm__resolved_free(r);
-        return rc;
-    }
-    /* A fresh pool has no idle connections to hand back. */
-    cdm__pool_configure(p, r, precise_ms());
-    d->pool = p;
-    d->pool_incarnation = inc;
-    if (!m->cleaner_running && !m->stop) {
-        if (pthread_create(&m->cleaner, NULL, cleaner_main, m) == 0)
-            m->cleaner_running = true;
-        else
-            cdm__log(m, CDM_LOG_ERROR,
-                     "cannot start the pool cleanup thread: idle "
-                     "connections will not expire");
-    }
-    m->kick = true;
-    pthread_cond_signal(&m->wake);
-    return CDM_OK;
 }
 
 /* ------------------------------------------------------------- loading */
 
-/* A file read into definitions, not yet part of any manager. */
-struct loaded {
-    struct cdm_source *src;
-    struct cdm_def **defs;
-    size_t ndefs;
-    struct notes notes;
-};
-
-static void loaded_free(struct loaded *l)
-{
-    for (size_t i = 0; i < l->ndefs; i++)
-        cdm__def_free(l->defs[i]);
-    free(l->defs);
-    notes_flush(NULL, &l->notes);
-    cdm__source_release(l->src);
-    memset(l, 0, sizeof *l);
-}
-
-static bool literal_password(const struct cdm_def *d)
-{
-    for (size_t i = 0; i < d->nkv; i++) {
-        const char *v = d->kv[i].value;
-        const char *end;
-        if (!cdm__param_is_secret(d->kv[i].key) || !*v)
-            continue;
-        /* Only "$(VAR)" alone keeps the secret out of the file. */
-        if (strncmp(v, "$(", 2) != 0 || !(end = strchr(v, ')')) || end[1])
-            return true;
-    }
-    return false;
-}
-
-static int load(const char *path, struct loaded *l)
-{
-    struct cdm_ini *ini;
-    int rc;
-
-    memset(l, 0, sizeof *l);
-    if ((rc = cdm__ini_read(path, &ini)) != CDM_OK)
-        return rc;
-    if (!(l->src = calloc(1, sizeof *l->src)) ||
-        !(l->defs = calloc(ini->nsections ? ini->nsections : 1, sizeof *l->defs))) {
-        rc = cdm__nomem();
-        goto out;
-    }
-    l->src->refs = 1;
-    l->src->path = ini->path;
-    l->src->dir = ini->dir;
-    ini->path = ini->dir = NULL;
-    for (size_t i = 0; i < ini->nwarnings; i++)
-        note(&l->notes, ini->warnings[i]);
-
-    for (size_t i = 0; i < ini->nsections; i++) {
-        const struct cdm_ini_section *s = &ini->sections[i];
-        struct cdm_def *d;
-        if (cdm__streq_nocase(s->name, "FDConnectionDefs.ini"))
-            continue; /* FireDAC's header section, not a definition */
-        if (!(d = cdm__def_new(s->name, l->src, s->line))) {
-            rc = cdm__nomem();
-            goto out;
-        }
-        l->defs[l->ndefs++] = d;
-        for (size_t j = 0; j < s->nkeys; j++)
-            if ((rc = cdm__def_set(d, s->keys[j].key, s->keys[j].value,
-                                   s->keys[j].line)) != CDM_OK)
-                goto out;
-        d->gen = 0;
-        cdm__def_check_own(d, false, note, &l->notes);
-        if ((ini->mode & (S_IRGRP | S_IROTH)) && literal_password(d)) {
-            char text[600];
-            snprintf(text, sizeof text,
-                     "%s:%d: definition '%s' holds a password in a file "
-                     "others can read (mode %04o); run chmod 600 or use "
-                     "Password=$(VAR)",
-                     l->src->path, d->line, d->name, ini->mode);
-            note(&l->notes, text);
-        }
-    }
-out:
-    cdm__ini_free(ini);
-    if (rc != CDM_OK)
-        loaded_free(l);
-    return rc;
-}
-
 /* Checks that none of `l`'s names is taken by `m`'s definitions other
  * than those from `except`, nor by an earlier entry of `others`. */
-static int check_clash(const cdm_manager *m, const struct loaded *l,
-                       bool skip_files, const struct loaded *others,
+static int check_clash(const cdm_manager *m, const struct cdm_loaded *l,
+                       bool skip_files, const struct cdm_loaded *others,
                        size_t nothers)
 {
     char there[512];
@@ -585,7 +358,7 @@ static int check_clash(const cdm_manager *m, const struct loaded *l,
 
 int cdm_manager_load_file(cdm_manager *m, const char *path)
 {
-    struct loaded l;
+    struct cdm_loaded l;
     struct cdm_source **files;
     cdm_conn *dead;
     size_t nfile_defs = 0;
@@ -594,7 +367,7 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
     if (!m || !path)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_load_file: %s is NULL",
                          m ? "path" : "manager");
-    if ((rc = load(path, &l)) != CDM_OK)
+    if ((rc = cdm__load(path, &l)) != CDM_OK)
         return rc;
 
     pthread_mutex_lock(&m->lock);
@@ -618,19 +391,19 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
     l.ndefs = 0;
     dead = refresh_pools(m);
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
-    notes_flush(m, &l.notes);
-    loaded_free(&l);
+    cdm__pool_close_list(dead);
+    cdm__notes_flush(m, &l.notes);
+    cdm__loaded_free(&l);
     return CDM_OK;
 fail:
     pthread_mutex_unlock(&m->lock);
-    loaded_free(&l);
+    cdm__loaded_free(&l);
     return rc;
 }
 
 int cdm_manager_reload(cdm_manager *m)
 {
-    struct loaded *ls = NULL;
+    struct cdm_loaded *ls = NULL;
     char **paths = NULL;
     struct cdm_def **defs = NULL;
     cdm_conn *dead = NULL;
@@ -656,7 +429,7 @@ int cdm_manager_reload(cdm_manager *m)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if ((rc = load(paths[i], &ls[i])) != CDM_OK)
+        if ((rc = cdm__load(paths[i], &ls[i])) != CDM_OK)
             goto out;
         total += ls[i].ndefs;
     }
@@ -687,15 +460,8 @@ int cdm_manager_reload(cdm_manager *m)
             defs[k++] = old;
             continue;
         }
-        /* A pool follows its definition's name into the new file; the
-         * refresh below bumps its generation if the parameters changed. */
-        for (size_t j = 0; j < total && old->pool; j++)
-            if (cdm__streq_nocase(defs[j]->name, old->name)) {
-                defs[j]->pool = old->pool;
-                defs[j]->pool_incarnation = old->pool_incarnation;
-                old->pool = NULL;
-            }
-        drop_pool(old, &dead);
+        /* Pools belong to names: the refresh below bumps a pool's
+         * generation if its parameters changed. */
         cdm__def_free(old);
     }
     free(m->defs);
@@ -708,14 +474,14 @@ int cdm_manager_reload(cdm_manager *m)
         ls[i].src = NULL;
         ls[i].ndefs = 0;
     }
-    append_dead(&dead, refresh_pools(m));
+    dead = refresh_pools(m);
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
+    cdm__pool_close_list(dead);
     for (size_t i = 0; i < n; i++)
-        notes_flush(m, &ls[i].notes);
+        cdm__notes_flush(m, &ls[i].notes);
 out:
     for (size_t i = 0; ls && i < n; i++)
-        loaded_free(&ls[i]);
+        cdm__loaded_free(&ls[i]);
     free(ls);
     for (size_t i = 0; paths && i < n; i++)
         free(paths[i]);
@@ -728,7 +494,7 @@ out:
 int cdm_manager_add_def(cdm_manager *m, const char *name,
                         const char *const *params)
 {
-    struct notes notes = { 0 };
+    struct cdm_notes notes = { 0 };
     struct cdm_def *d, *old;
     cdm_conn *dead = NULL;
     char there[512];
@@ -770,14 +536,14 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
         free(key);
     }
     if (rc == CDM_OK)
-        rc = cdm__def_check_own(d, true, note, &notes);
+        rc = cdm__def_check_own(d, true, cdm__note, &notes);
     if (rc != CDM_OK) {
         cdm__def_free(d);
-        notes_flush(NULL, &notes);
+        cdm__notes_flush(NULL, &notes);
         return rc;
     }
     pthread_mutex_lock(&m->lock);
-    if ((old = find_def(m, name, NULL))) {
+    if ((old = cdm__manager_find(m, name, NULL))) {
         where_defined(old, there, sizeof there);
         rc = cdm__fail(CDM_ERR_EXISTS,
                        "definition '%s' already exists (%s)", name, there);
@@ -787,9 +553,9 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
         dead = refresh_pools(m);
     }
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
+    cdm__pool_close_list(dead);
     cdm__def_free(d);
-    notes_flush(rc == CDM_OK ? m : NULL, &notes);
+    cdm__notes_flush(rc == CDM_OK ? m : NULL, &notes);
     return rc;
 }
 
@@ -812,7 +578,7 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
                          "definition '%.64s': '%.64s' is not a valid key",
                          name, key);
     pthread_mutex_lock(&m->lock);
-    if (!(d = find_def(m, name, NULL))) {
+    if (!(d = cdm__manager_find(m, name, NULL))) {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
         goto out;
     }
@@ -842,7 +608,7 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
         dead = refresh_pools(m);
 out:
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
+    cdm__pool_close_list(dead);
     if (hint_text && rc == CDM_OK)
         cdm__log(m, CDM_LOG_WARN, "%s", hint_text);
     free(hint_text);
@@ -860,17 +626,16 @@ int cdm_manager_delete_def(cdm_manager *m, const char *name)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_delete_def: %s is NULL",
                          m ? "name" : "manager");
     pthread_mutex_lock(&m->lock);
-    if ((d = find_def(m, name, &i))) {
+    if ((d = cdm__manager_find(m, name, &i))) {
         memmove(m->defs + i, m->defs + i + 1,
                 (m->ndefs - i - 1) * sizeof *m->defs);
         m->ndefs--;
-        drop_pool(d, &dead);
-        append_dead(&dead, refresh_pools(m));
+        dead = refresh_pools(m);
     } else {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
     }
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
+    cdm__pool_close_list(dead);
     cdm__def_free(d);
     return rc;
 }
@@ -882,7 +647,7 @@ int cdm_manager_has_def(cdm_manager *m, const char *name)
     if (!m || !name)
         return 0;
     pthread_mutex_lock(&m->lock);
-    found = find_def(m, name, NULL) != NULL;
+    found = cdm__manager_find(m, name, NULL) != NULL;
     pthread_mutex_unlock(&m->lock);
     return found;
 }
@@ -924,7 +689,7 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
     if (!m || !name || !key || !value)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_get_param: argument is NULL");
     pthread_mutex_lock(&m->lock);
-    rc = cdm__resolve_chain(name, lookup, m, &r);
+    rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
     pthread_mutex_unlock(&m->lock);
     if (rc != CDM_OK)
         return rc;
@@ -942,7 +707,6 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
 
 int cdm_manager_close_def(cdm_manager *m, const char *name)
 {
-    struct cdm_def *d;
     cdm_conn *dead = NULL;
     int rc = CDM_OK;
 
@@ -950,142 +714,27 @@ int cdm_manager_close_def(cdm_manager *m, const char *name)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_close_def: %s is NULL",
                          m ? "name" : "manager");
     pthread_mutex_lock(&m->lock);
-    if ((d = find_def(m, name, NULL)))
-        drop_pool(d, &dead);
+    if (cdm__manager_find(m, name, NULL))
+        dead = cdm__registry_detach(cdm__manager_registry(m), name);
     else
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
     pthread_mutex_unlock(&m->lock);
-    destroy_dead(dead);
+    cdm__pool_close_list(dead);
     return rc;
 }
 
 int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                            cdm_pool_stats *out)
 {
-    struct cdm_def *d;
     int rc = CDM_OK;
 
     if (!m || !name || !out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_pool_stats: argument is NULL");
     pthread_mutex_lock(&m->lock);
-    if (!(d = find_def(m, name, NULL)))
+    if (!cdm__manager_find(m, name, NULL))
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
-    else if (d->pool)
-        cdm__pool_stats(d->pool, out);
     else
-        memset(out, 0, sizeof *out);
+        cdm__registry_stats(cdm__manager_registry(m), name, out);
     pthread_mutex_unlock(&m->lock);
     return rc;
-}
-
-/* ---------------------------------------------------------- connecting */
-
-static void cache_put(cdm_manager *m, const char *name, struct cdm_pool *p,
-                      uint64_t incarnation)
-{
-    struct pool_cache *e;
-    size_t n = strlen(name);
-
-    if (n >= CACHE_NAME)
-        return;
-    for (unsigned i = 0; i < CACHE_WAYS; i++)
-        if (cache[i].serial == m->serial && strcmp(cache[i].name, name) == 0) {
-            cache[i].pool = p;
-            cache[i].incarnation = incarnation;
-            return;
-        }
-    e = &cache[cache_next++ % CACHE_WAYS];
-    e->serial = m->serial;
-    e->pool = p;
-    e->incarnation = incarnation;
-    memcpy(e->name, name, n + 1);
-}
-
-static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
-{
-    for (;;) {
-        struct cdm_resolved *r = NULL;
-        struct cdm_def *d;
-        struct cdm_pool *p;
-        uint64_t inc, changes;
-        int rc;
-
-        pthread_mutex_lock(&m->lock);
-        if (m->closed) {
-            pthread_mutex_unlock(&m->lock);
-            return cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
-                             "manager is closed", name);
-        }
-        if ((d = find_def(m, name, NULL)) && d->pool) {
-            p = d->pool;
-            inc = d->pool_incarnation;
-            pthread_mutex_unlock(&m->lock);
-            goto borrow;
-        }
-        changes = m->changes;
-        rc = cdm__resolve_chain(name, lookup, m, &r);
-        if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
-            char first[1024];
-            snprintf(first, sizeof first, "%s", cdm_errmsg());
-            cdm__fail(rc, "%s (%s)", first, m->autoload_error);
-        }
-        pthread_mutex_unlock(&m->lock);
-        if (rc == CDM_OK)
-            rc = cdm__resolve_finish(r);
-        if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
-            rc = cdm__conn_open(r, out);
-            cdm__resolved_free(r);
-            return rc;
-        }
-        if (rc == CDM_OK)
-            rc = cdm__pool_check_cfg(r);
-        if (rc != CDM_OK) {
-            cdm__resolved_free(r);
-            return rc;
-        }
-
-        pthread_mutex_lock(&m->lock);
-        if (m->closed || m->changes != changes ||
-            !(d = find_def(m, name, NULL))) {
-            /* Changed while we resolved: start again with what is now. */
-            pthread_mutex_unlock(&m->lock);
-            cdm__resolved_free(r);
-            continue;
-        }
-        /* Another thread may have built it meanwhile: then ours goes. */
-        if (d->pool)
-            cdm__resolved_free(r);
-        else if ((rc = build_pool(m, d, r)) != CDM_OK) {
-            pthread_mutex_unlock(&m->lock);
-            return rc;
-        }
-        p = d->pool;
-        inc = d->pool_incarnation;
-        pthread_mutex_unlock(&m->lock);
-borrow:
-        rc = cdm__pool_acquire(p, inc, out);
-        if (rc == CDM__RETRY)
-            continue;
-        if (rc == CDM_OK)
-            cache_put(m, name, p, inc);
-        return rc;
-    }
-}
-
-int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out)
-{
-    if (!m || !name || !out)
-        return cdm__fail(CDM_ERR_INVALID, "cdm_connect: %s is NULL",
-                         !m ? "manager" : !name ? "name" : "out");
-    for (unsigned i = 0; i < CACHE_WAYS; i++) {
-        struct pool_cache *e = &cache[i];
-        if (e->serial == m->serial && e->pool && strcmp(e->name, name) == 0) {
-            int rc = cdm__pool_acquire(e->pool, e->incarnation, out);
-            if (rc != CDM__RETRY)
-                return rc;
-            e->pool = NULL;
-            break;
-        }
-    }
-    return connect_slow(m, name, out);
 }

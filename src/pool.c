@@ -1,184 +1,61 @@
 /*
- * pool.c - one pool of connections per pooled definition: borrowing and
- * returning without a shared lock in the common case, FIFO waiters served
- * by direct handoff, validation on borrow, retirement on return, and the
- * periodic cleanup run.
+ * pool.c - one pool of connections per pooled definition: configuring it,
+ * borrowing (one CAS on the thread's own slot in the common case), waiting
+ * when it is full, opening, returning (one CAS), and its figures.  The
+ * slot protocol is in entry.h, lifetimes and locks in pool.h.
  *
- * Every connection lives in a slot whose state is atomic: EMPTY, IDLE,
- * BUSY, or CLAIMED (held by a thread that has the lock).  Each thread
- * remembers the slot it last returned to a pool; borrowing it again is one
- * compare-and-swap IDLE -> BUSY and returning it one store BUSY -> IDLE, on
- * a cache line no other thread touches.  Everything else (choosing another
- * idle connection, opening, waiting, handing off, closing, cleanup) takes
- * p->lock.  A returning thread that finds waiters, a new generation or a
- * detached pool after its IDLE store takes the lock to settle it; the
- * other side makes its change and then looks at the slots, so one of the
- * two always sees the other (both use sequentially consistent atomics).
- *
- * p->lock is held only around memory: connecting, checking, pinging,
- * rolling back and closing happen with no lock held.  The manager's lock
- * may be held when taking p->lock, never the reverse.  Slots live in
- * chunks that are freed only with the pool, and pools only with their
- * manager, so a thread holding a stale slot pointer can always look.
+ * Waiting.  When the pool is full, callers queue in arrival order.  A
+ * returning thread keeps its connection (it may take it straight back, as
+ * a thread looping over borrows does) as long as the first waiter has
+ * been first for less than PATIENCE; after that the waiter switches the
+ * pool to handoff: every busy slot is flagged, and the next return hands
+ * its connection directly to that waiter.  Barging keeps oversubscribed
+ * pools fast (no wake-up and sleep per borrow), the switch keeps them
+ * fair (no waiter is passed over for more than about PATIENCE per place
+ * in the line).
  */
-#include "cdm_int.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-enum { S_EMPTY = 0, S_IDLE, S_BUSY, S_CLAIMED };
+#include <sys/epoll.h>
 
 #define CHUNK 16
-
-/* One cache line each: two threads borrowing and returning their own
- * connections must not write to the same line. */
-#define CACHE_LINE 64
-struct cdm_slot {
-    _Alignas(CACHE_LINE) atomic_int state;
-    cdm_conn *conn;      /* set before the state says IDLE or BUSY */
-};
-
-struct waiter {
-    pthread_cond_t cond;
-    struct waiter *next;
-    cdm_conn *handed;    /* given directly by a release */
-    bool may_open;       /* a slot freed up: open a connection for yourself */
-    bool retry;          /* the pool was detached: look the definition up again */
-};
-
-struct pool_cfg {
-    int max;             /* < 0: no limit */
-    int min;
-    int expire_ms, cleanup_ms, acquire_ms, lifetime_ms, ping_ms, leak_ms;
-    bool reset;
-};
-
-struct cdm_pool {
-    pthread_mutex_t lock;
-    pthread_cond_t drained;     /* broadcast when a detached pool empties */
-
-    /* Written under lock, read without it on the fast paths. */
-    _Atomic uint64_t incarnation; /* process-unique, new at every attach */
-    atomic_bool detached;
-    _Atomic uint64_t gen;       /* parameter generation */
-    atomic_int nwaiting;
-    atomic_int nconns;          /* slots not EMPTY */
-    atomic_int max, ping_ms, lifetime_ms;
-    atomic_bool reset;
-
-    /* Guarded by lock. */
-    bool orphan;                /* its manager is gone: free when empty */
-    char *name;
-    struct cdm_resolved *r;     /* parameters for new connections */
-    struct pool_cfg cfg;
-    struct cdm_slot **chunks;   /* CHUNK slots each; the table may move,
-                                 * the chunks never do */
-    int nchunks;
-    int nslots;
-    int nopening;
-    struct waiter *wq_head, *wq_tail;
-    int64_t next_cleanup_ms;
-    int64_t acquired_retired, created, destroyed, timeouts, wait_ns_total;
-};
+/* How long the first waiter lets returning threads keep their
+ * connections before it asks for direct handoff. */
+#define PATIENCE_NS 1000000
+/* A network connection returned less than this long ago is handed out
+ * without a socket check (a system call): it is as if the check had been
+ * made a few ms earlier, and a thread taking its connection straight back
+ * pays nothing.  Older ones are checked, which also sees a server's last
+ * words before it hangs up; the watcher (cleanup.c) closes idle
+ * connections whose server hung up as it happens. */
+#define CHECK_AFTER_MS 5
 
 static _Atomic uint64_t incarnations;
 
-/* The slot each thread last returned to a pool, per pool incarnation. */
-#define HINTS 4
-struct hint {
-    struct cdm_pool *pool;
-    uint64_t incarnation;
-    struct cdm_slot *slot;
-};
-static _Thread_local struct hint hints[HINTS];
-static _Thread_local unsigned hint_next;
-/* Orders this thread's returns within one tick of the coarse clock. */
-static _Thread_local uint32_t return_seq;
+/* ------------------------------------------------------------- basics */
 
-/* The LIFO key of a return: coarse ms, then this thread's sequence. */
-static int64_t idle_key(int64_t now_ms)
+struct cdm_pool *cdm__pool_new(int epfd)
 {
-    return now_ms << 20 | (int64_t)(return_seq++ & 0xfffff);
-}
-
-/* ------------------------------------------------------------ clocks */
-
-int64_t cdm__now_ms(void)
-{
-    struct timespec ts;
-
-    /* Coarse: a few ms of resolution is plenty for idle and lifetime
-     * limits, and it costs a fraction of the precise clock. */
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec ns_to_ts(int64_t ns)
-{
-    struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-
-    return ts;
-}
-
-/* ------------------------------------------------------------- hints */
-
-static struct cdm_slot *hint_get(struct cdm_pool *p, uint64_t incarnation)
-{
-    for (unsigned i = 0; i < HINTS; i++)
-        if (hints[i].pool == p && hints[i].incarnation == incarnation)
-            return hints[i].slot;
-    return NULL;
-}
-
-static void hint_set(struct cdm_pool *p, uint64_t incarnation,
-                     struct cdm_slot *s)
-{
-    struct hint *h = NULL;
-
-    for (unsigned i = 0; i < HINTS && !h; i++)
-        if (hints[i].pool == p)
-            h = &hints[i];
-    if (!h)
-        h = &hints[hint_next++ % HINTS];
-    h->pool = p;
-    h->incarnation = incarnation;
-    h->slot = s;
-}
-
-/* ------------------------------------------------------------ basics */
-
-struct cdm_pool *cdm__pool_new(void)
-{
-    struct cdm_pool *p = calloc(1, sizeof *p);
-    pthread_condattr_t attr;
+    struct cdm_pool *p = aligned_alloc(CACHE_LINE, sizeof *p);
 
     if (!p)
         return NULL;
+    memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->drained, &attr);
-    pthread_condattr_destroy(&attr);
+    cdm__cond_init(&p->drained);
     atomic_store(&p->detached, true);
+    atomic_store(&p->refs, 1);   /* the registry's */
+    p->epfd = epfd;
     return p;
 }
 
-void cdm__pool_free(struct cdm_pool *p)
+static void pool_free(struct cdm_pool *p)
 {
-    if (!p)
-        return;
     cdm__resolved_free(p->r);
     for (int i = 0; i < p->nchunks; i++)
         free(p->chunks[i]);
@@ -189,7 +66,18 @@ void cdm__pool_free(struct cdm_pool *p)
     free(p);
 }
 
-static struct cdm_slot *slot_at(struct cdm_pool *p, int i)
+void cdm__pool_ref(struct cdm_pool *p)
+{
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+void cdm__pool_unref(struct cdm_pool *p)
+{
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        pool_free(p);
+}
+
+struct cdm_slot *cdm__pool_slot(struct cdm_pool *p, int i)
 {
     return &p->chunks[i / CHUNK][i % CHUNK];
 }
@@ -199,126 +87,201 @@ static int total(struct cdm_pool *p)
     return atomic_load(&p->nconns) + p->nopening;
 }
 
-static bool has_room(struct cdm_pool *p)
+bool cdm__pool_has_room(struct cdm_pool *p)
 {
     return p->cfg.max < 0 || total(p) < p->cfg.max;
 }
 
-/* With the lock held: borrowed connections, and those being opened. */
+/* Lock held: borrowed connections, and those being opened. */
 static int count_busy(struct cdm_pool *p)
 {
     int n = p->nopening;
 
     for (int i = 0; i < p->nslots; i++) {
-        int st = atomic_load(&slot_at(p, i)->state);
+        unsigned st = entry_state(entry_load(cdm__pool_slot(p, i)));
         n += st == S_BUSY || st == S_CLAIMED;
     }
     return n;
 }
 
-static void maybe_drained(struct cdm_pool *p)
-{
-    if (atomic_load(&p->detached) && count_busy(p) == 0)
-        pthread_cond_broadcast(&p->drained);
-}
-
-/* With the lock held: puts a new connection in an empty slot, BUSY. */
+/* Lock held: a new connection moves into an empty slot, BUSY, owned by
+ * the caller; it holds a reference to the pool until it is closed. */
 static int place(struct cdm_pool *p, cdm_conn *c)
 {
     struct cdm_slot *s = NULL;
 
     for (int i = 0; i < p->nslots && !s; i++)
-        if (atomic_load(&slot_at(p, i)->state) == S_EMPTY)
-            s = slot_at(p, i);
+        if (entry_state(entry_load(cdm__pool_slot(p, i))) == S_EMPTY)
+            s = cdm__pool_slot(p, i);
     if (!s) {
         if (p->nslots == p->nchunks * CHUNK) {
             struct cdm_slot **table, *chunk;
             if (!(table = realloc(p->chunks, (size_t)(p->nchunks + 1) * sizeof *table)))
                 return cdm__nomem();
             p->chunks = table;
-            if (!(chunk = aligned_alloc(CACHE_LINE, CHUNK * sizeof *s)))
+            if (!(chunk = aligned_alloc(CACHE_LINE, CHUNK * sizeof *chunk)))
                 return cdm__nomem();
-            memset(chunk, 0, CHUNK * sizeof *s);
+            memset(chunk, 0, CHUNK * sizeof *chunk);
+            for (int i = 0; i < CHUNK; i++)
+                chunk[i].pool = p;
             p->chunks[p->nchunks++] = chunk;
         }
-        s = slot_at(p, p->nslots++);
+        s = cdm__pool_slot(p, p->nslots++);
     }
-    s->conn = c;
-    c->slot = s;
-    atomic_store(&s->state, S_BUSY);
+    entry_fill(s, c);
+    if (atomic_load(&p->handoff))
+        entry_flag(s, false);
     atomic_fetch_add(&p->nconns, 1);
+    cdm__pool_ref(p);
     return CDM_OK;
 }
 
-/* With the lock held: empties a BUSY or CLAIMED slot whose connection the
- * caller will close (unlocked). */
-static void unplace(struct cdm_pool *p, cdm_conn *c)
+void cdm__pool_unplace(struct cdm_pool *p, cdm_conn *c)
 {
     p->acquired_retired += atomic_load_explicit(&c->acquired, memory_order_relaxed);
-    c->slot->conn = NULL;
-    atomic_store(&c->slot->state, S_EMPTY);
+    entry_empty(c->slot);
     atomic_fetch_sub(&p->nconns, 1);
     p->destroyed++;
 }
 
-/* With the lock held: takes every IDLE connection out, for closing. */
-static cdm_conn *take_idle(struct cdm_pool *p)
+/* The socket of a network connection goes into the watcher's set, to be
+ * reported once if the server closes it (EPOLLONESHOT: a report is acted
+ * on, never repeated). */
+static void watch(struct cdm_pool *p, cdm_conn *c)
 {
-    cdm_conn *dead = NULL;
+    struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLONESHOT,
+                              .data.ptr = c->slot };
+    int fd = c->drv->socket ? c->drv->socket(c->dc) : -1;
 
-    for (int i = 0; i < p->nslots; i++) {
-        struct cdm_slot *s = slot_at(p, i);
-        int expect = S_IDLE;
-        if (atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED)) {
-            cdm_conn *c = s->conn;
-            unplace(p, c);
-            c->next = dead;
-            dead = c;
-        }
-    }
-    return dead;
+    c->watched_fd = -1;
+    if (fd >= 0 && p->epfd >= 0 && epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        c->watched_fd = fd;
 }
 
-/* With the lock held: the oldest waiter gets `c` (BUSY) directly. */
-static bool handoff(struct cdm_pool *p, cdm_conn *c)
+/* Closes connections that left their slots (linked through ->next), each
+ * dropping its reference to its pool.  No lock held. */
+void cdm__pool_close_list(cdm_conn *c)
+{
+    while (c) {
+        cdm_conn *next = c->next;
+        struct cdm_pool *p = c->pool;
+
+        /* Out of the set before the descriptor closes: a child process
+         * may keep the socket open, and with it the registration. */
+        if (c->watched_fd >= 0 && p->epfd >= 0)
+            epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->watched_fd, NULL);
+        cdm__conn_destroy(c);
+        cdm__pool_unref(p);
+        c = next;
+    }
+}
+
+/* ---------------------------------------------------------- waiters */
+
+/* Lock held: the new first waiter starts its patience and is woken to
+ * count it. */
+static void promote(struct cdm_pool *p)
+{
+    struct waiter *w = p->wq_head;
+
+    if (w && !w->head_since_ns) {
+        w->head_since_ns = cdm__now_ns();
+        pthread_cond_signal(&w->cond);
+    }
+}
+
+static struct waiter *wq_pop(struct cdm_pool *p)
 {
     struct waiter *w = p->wq_head;
 
     if (!w)
-        return false;
+        return NULL;
     p->wq_head = w->next;
     if (!p->wq_head)
         p->wq_tail = NULL;
     atomic_fetch_sub(&p->nwaiting, 1);
+    promote(p);
+    return w;
+}
+
+static void wq_remove(struct cdm_pool *p, struct waiter *w)
+{
+    struct waiter **pp = &p->wq_head, *prev = NULL;
+
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->wq_tail == w)
+        p->wq_tail = prev;
+    atomic_fetch_sub(&p->nwaiting, 1);
+    promote(p);
+}
+
+void cdm__pool_nudge(struct cdm_pool *p)
+{
+    if (p->wq_head)
+        pthread_cond_signal(&p->wq_head->cond);
+}
+
+/* Lock held: the first waiter gets `c` (BUSY, flags cleared) directly. */
+static bool handoff(struct cdm_pool *p, cdm_conn *c)
+{
+    struct waiter *w = wq_pop(p);
+
+    if (!w)
+        return false;
+    entry_set(c->slot, S_BUSY);
     w->handed = c;
+    atomic_store_explicit(&p->handoff, false, memory_order_relaxed);
     pthread_cond_signal(&w->cond);
     return true;
 }
 
-/* With the lock held: a slot freed up, so the oldest waiter may open a
- * connection for itself (it keeps its place: nobody can barge in). */
-static void offer_slot(struct cdm_pool *p)
+void cdm__pool_room_freed(struct cdm_pool *p)
 {
-    struct waiter *w = p->wq_head;
-
-    if (!w || !has_room(p))
-        return;
-    p->wq_head = w->next;
-    if (!p->wq_head)
-        p->wq_tail = NULL;
-    atomic_fetch_sub(&p->nwaiting, 1);
-    w->may_open = true;
-    p->nopening++;   /* reserved for that waiter */
-    pthread_cond_signal(&w->cond);
+    /* The first waiter may open a connection for itself; the room is
+     * reserved for it, so nobody barges in. */
+    while (p->wq_head && cdm__pool_has_room(p)) {
+        struct waiter *w = wq_pop(p);
+        w->may_open = true;
+        p->nopening++;
+        pthread_cond_signal(&w->cond);
+    }
+    if (atomic_load(&p->detached) && count_busy(p) == 0)
+        pthread_cond_broadcast(&p->drained);
 }
 
-static void destroy_list(cdm_conn *c)
+/* Lock held: idle connections are taken out for closing and busy ones
+ * flagged, so that none is published or borrowed again without the lock
+ * seeing what changed. */
+static cdm_conn *sweep(struct cdm_pool *p)
 {
-    while (c) {
-        cdm_conn *next = c->next;
-        cdm__conn_destroy(c);
-        c = next;
+    cdm_conn *dead = NULL;
+
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = cdm__pool_slot(p, i);
+        while (entry_flag(s, false) == S_IDLE)
+            if (entry_take(s, S_CLAIMED)) {
+                cdm_conn *c = s->conn;
+                cdm__pool_unplace(p, c);
+                c->next = dead;
+                dead = c;
+                break;
+            }
     }
+    return dead;
+}
+
+/* Lock held: the first waiter has run out of patience. */
+static void start_handoff(struct cdm_pool *p)
+{
+    atomic_store(&p->handoff, true);
+    for (int i = 0; i < p->nslots; i++)
+        entry_flag(cdm__pool_slot(p, i), false);
 }
 
 /* ------------------------------------------------------- configuring */
@@ -352,26 +315,30 @@ static bool same_connection(const struct cdm_resolved *a,
     return a && b && a->drv == b->drv && covers(a, b) && covers(b, a);
 }
 
-/* With the lock held: closes idle connections above a lowered limit,
- * oldest first; borrowed ones close as they come back. */
+/* Lock held: closes idle connections above a lowered limit, oldest
+ * first; if borrowed ones are still above it, flags them so that they
+ * close as they come back, whenever they left. */
 static cdm_conn *trim_surplus(struct cdm_pool *p)
 {
     cdm_conn *dead = NULL;
 
     while (p->cfg.max >= 0 && atomic_load(&p->nconns) > p->cfg.max) {
         struct cdm_slot *oldest = NULL;
-        int expect = S_IDLE;
         for (int i = 0; i < p->nslots; i++) {
-            struct cdm_slot *s = slot_at(p, i);
-            if (atomic_load(&s->state) == S_IDLE &&
-                (!oldest || s->conn->idle_key < oldest->conn->idle_key))
+            struct cdm_slot *s = cdm__pool_slot(p, i);
+            if (entry_state(entry_load(s)) == S_IDLE &&
+                (!oldest || atomic_load_explicit(&s->idle_key, memory_order_relaxed) <
+                            atomic_load_explicit(&oldest->idle_key, memory_order_relaxed)))
                 oldest = s;
         }
-        if (!oldest)
+        if (!oldest) {
+            for (int i = 0; i < p->nslots; i++)
+                entry_flag(cdm__pool_slot(p, i), false);
             break;
-        if (atomic_compare_exchange_strong(&oldest->state, &expect, S_CLAIMED)) {
+        }
+        if (entry_take(oldest, S_CLAIMED)) {
             cdm_conn *c = oldest->conn;
-            unplace(p, c);
+            cdm__pool_unplace(p, c);
             c->next = dead;
             dead = c;
         }
@@ -381,12 +348,29 @@ static cdm_conn *trim_surplus(struct cdm_pool *p)
 
 int cdm__pool_check_cfg(const struct cdm_resolved *r)
 {
-    if (cdm__rget_int(r, "POOL_MaximumItems") == 0)
+    long long max = cdm__rget_int(r, "POOL_MaximumItems");
+    long long min = cdm__rget_int(r, "POOL_MinimumItems");
+
+    if (max == 0)
         return cdm__fail(CDM_ERR_INVALID,
                          "%s: POOL_MaximumItems=0 would never give a "
                          "connection (use a negative value for no limit)",
                          r->where);
+    if (max > 0 && min > max)
+        return cdm__fail(CDM_ERR_INVALID,
+                         "%s: POOL_MinimumItems=%lld is more than "
+                         "POOL_MaximumItems=%lld", r->where, min, max);
     return CDM_OK;
+}
+
+static cdm_conn *chain(cdm_conn *a, cdm_conn *b)
+{
+    cdm_conn **tail = &a;
+
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = b;
+    return a;
 }
 
 cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
@@ -411,7 +395,7 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
          * they come back (their generation no longer matches). */
         if (p->r) {
             atomic_fetch_add(&p->gen, 1);
-            dead = take_idle(p);
+            dead = sweep(p);
         }
         cdm__resolved_free(p->r);
         p->r = r;
@@ -423,20 +407,11 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
     atomic_store(&p->ping_ms, c.ping_ms);
     atomic_store(&p->lifetime_ms, c.lifetime_ms);
     atomic_store(&p->reset, c.reset);
-    {
-        cdm_conn *surplus = trim_surplus(p);
-        while (surplus) {
-            cdm_conn *next = surplus->next;
-            surplus->next = dead;
-            dead = surplus;
-            surplus = next;
-        }
-    }
+    dead = chain(dead, trim_surplus(p));
     if (p->next_cleanup_ms == 0 || p->next_cleanup_ms > now + c.cleanup_ms)
         p->next_cleanup_ms = now + c.cleanup_ms;
     /* A higher limit (or fewer connections) lets waiters open at once. */
-    for (int n = atomic_load(&p->nwaiting); n > 0 && has_room(p); n--)
-        offer_slot(p);
+    cdm__pool_room_freed(p);
     pthread_mutex_unlock(&p->lock);
     return dead;
 }
@@ -445,17 +420,24 @@ int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation
 {
     char *copy = cdm__strdup(name);
     uint64_t inc = atomic_fetch_add(&incarnations, 1) + 1;
+    int64_t live = 0;
 
     if (!copy)
         return cdm__nomem();
     pthread_mutex_lock(&p->lock);
     free(p->name);
     p->name = copy;
-    atomic_store(&p->incarnation, inc);
-    atomic_store(&p->gen, 0);
+    /* Counters start again; connections of the pool's earlier life still
+     * count against its limit until they are closed. */
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = cdm__pool_slot(p, i);
+        if (entry_state(entry_load(s)) != S_EMPTY)
+            live += atomic_load_explicit(&s->conn->acquired, memory_order_relaxed);
+    }
+    p->acquired_retired = -live;
+    p->created = p->destroyed = p->timeouts = p->wait_ns_total = 0;
     p->next_cleanup_ms = 0;
-    p->acquired_retired = p->created = p->destroyed = p->timeouts = 0;
-    p->wait_ns_total = 0;
+    atomic_store(&p->incarnation, inc);
     atomic_store(&p->detached, false);
     *incarnation = inc;
     pthread_mutex_unlock(&p->lock);
@@ -465,61 +447,59 @@ int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation
 cdm_conn *cdm__pool_detach(struct cdm_pool *p)
 {
     cdm_conn *dead;
+    struct waiter *w;
 
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->detached, true);
-    dead = take_idle(p);
+    /* Whatever is borrowed now closes when it comes back, also if the
+     * pool is attached again meanwhile. */
+    atomic_fetch_add(&p->gen, 1);
+    dead = sweep(p);
     /* Waiters look the definition up again: a new pool or an error. */
-    while (p->wq_head) {
-        struct waiter *w = p->wq_head;
-        p->wq_head = w->next;
+    while ((w = wq_pop(p))) {
         w->retry = true;
         pthread_cond_signal(&w->cond);
     }
-    p->wq_tail = NULL;
-    atomic_store(&p->nwaiting, 0);
+    atomic_store(&p->handoff, false);
     cdm__resolved_free(p->r);
     p->r = NULL;
-    maybe_drained(p);
+    cdm__pool_room_freed(p);
     pthread_mutex_unlock(&p->lock);
     return dead;
 }
 
-bool cdm__pool_reusable(struct cdm_pool *p)
+const char *cdm__pool_name(struct cdm_pool *p)
 {
-    bool empty;
-
-    pthread_mutex_lock(&p->lock);
-    empty = atomic_load(&p->detached) && total(p) == 0 && !p->wq_head;
-    pthread_mutex_unlock(&p->lock);
-    return empty;
+    return p->name;
 }
 
-bool cdm__pool_orphan(struct cdm_pool *p)
+bool cdm__pool_attached(struct cdm_pool *p)
 {
-    bool empty;
+    return !atomic_load(&p->detached);
+}
+
+bool cdm__pool_unused(struct cdm_pool *p)
+{
+    bool unused;
 
     pthread_mutex_lock(&p->lock);
-    empty = total(p) == 0;
-    if (!empty)
-        p->orphan = true;
+    unused = atomic_load(&p->detached) && total(p) == 0 && !p->wq_head &&
+             atomic_load(&p->refs) == 1;
     pthread_mutex_unlock(&p->lock);
-    return empty;
+    return unused;
 }
 
 int cdm__pool_wait_drained(struct cdm_pool *p, int64_t deadline_ns)
 {
-    struct timespec ts = ns_to_ts(deadline_ns);
     int rc = CDM_OK;
 
     pthread_mutex_lock(&p->lock);
-    while (count_busy(p) > 0) {
-        if (pthread_cond_timedwait(&p->drained, &p->lock, &ts) == ETIMEDOUT) {
+    while (count_busy(p) > 0)
+        if (cdm__cond_wait_until(&p->drained, &p->lock, deadline_ns) == ETIMEDOUT) {
             if (count_busy(p) > 0)
                 rc = CDM_ERR_BUSY;
             break;
         }
-    }
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -542,8 +522,8 @@ void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
     memset(out, 0, sizeof *out);
     acquired = p->acquired_retired;
     for (int i = 0; i < p->nslots; i++) {
-        struct cdm_slot *s = slot_at(p, i);
-        int st = atomic_load(&s->state);
+        struct cdm_slot *s = cdm__pool_slot(p, i);
+        unsigned st = entry_state(entry_load(s));
         if (st == S_EMPTY)
             continue;
         /* A slot can be IDLE for an instant between a release and the
@@ -568,7 +548,7 @@ void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
 /* --------------------------------------------------------- borrowing */
 
 /* Marks `c` as the caller's; counted once the caller really has it. */
-static void lend(struct cdm_pool *p, cdm_conn *c, int64_t now)
+static void lend(cdm_conn *c, int64_t now)
 {
     atomic_store_explicit(&c->borrowed_ms, now, memory_order_relaxed);
     atomic_store_explicit(&c->leak_logged, false, memory_order_relaxed);
@@ -577,38 +557,35 @@ static void lend(struct cdm_pool *p, cdm_conn *c, int64_t now)
                           atomic_load_explicit(&c->acquired, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&c->busy, 0, memory_order_relaxed);
-    hint_set(p, c->incarnation, c->slot);
 }
 
 /* Checks an idle connection before handing it out; no lock held. */
 static bool usable(cdm_conn *c, int ping_ms, int64_t now)
 {
-    if (c->drv->alive(c->dc) != CDM_OK)
-        return false;
-    if (ping_ms >= 0 && now - c->idle_since_ms >= ping_ms)
-        return c->drv->ping(c->dc) == CDM_OK;
-    return true;
+    int64_t idle = now - atomic_load_explicit(&c->slot->idle_since_ms,
+                                              memory_order_relaxed);
+
+    if (ping_ms >= 0 && idle >= ping_ms)
+        return c->drv->alive(c->dc) == CDM_OK && c->drv->ping(c->dc) == CDM_OK;
+    /* A watched socket closing is reported by the watcher; the system
+     * call is saved for connections idle long enough to be worth it. */
+    if (c->watched_fd >= 0 && idle < CHECK_AFTER_MS)
+        return true;
+    return c->drv->alive(c->dc) == CDM_OK;
 }
 
-/* Closes a connection the caller holds (BUSY or CLAIMED); no lock held. */
+/* Closes a connection the caller owns (BUSY or CLAIMED); no lock held. */
 static void destroy_held(struct cdm_pool *p, cdm_conn *c)
 {
-    bool free_pool;
-
     pthread_mutex_lock(&p->lock);
-    unplace(p, c);
-    offer_slot(p);
-    maybe_drained(p);
-    free_pool = p->orphan && total(p) == 0;
+    cdm__pool_unplace(p, c);
+    cdm__pool_room_freed(p);
     pthread_mutex_unlock(&p->lock);
-    cdm__conn_destroy(c);
-    if (free_pool)
-        cdm__pool_free(p);
+    c->next = NULL;
+    cdm__pool_close_list(c);
 }
 
-/* Opens a physical connection for the pool; a slot (nopening) is already
- * reserved.  No lock held on entry or exit. */
-static int open_one(struct cdm_pool *p, cdm_conn **out)
+int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
 {
     struct cdm_resolved *r = NULL;
     uint64_t gen, inc;
@@ -635,56 +612,53 @@ static int open_one(struct cdm_pool *p, cdm_conn **out)
 
     pthread_mutex_lock(&p->lock);
     p->nopening--;
-    if (rc == CDM_OK && (atomic_load(&p->detached) || gen != atomic_load(&p->gen))) {
-        /* Opened with parameters that are no longer current. */
-        pthread_mutex_unlock(&p->lock);
-        cdm__conn_destroy(c);
-        pthread_mutex_lock(&p->lock);
-        rc = CDM__RETRY;
-    } else if (rc == CDM_OK) {
+    if (rc == CDM_OK && (atomic_load(&p->detached) || gen != atomic_load(&p->gen)))
+        rc = CDM__RETRY;    /* opened with parameters no longer current */
+    if (rc == CDM_OK) {
         int64_t now = cdm__now_ms();
         c->pool = p;
         c->gen = gen;
         c->incarnation = inc;
         c->created_ms = now;
-        c->idle_since_ms = now;
-        c->idle_key = idle_key(now);
         if ((rc = place(p, c)) == CDM_OK) {
+            entry_stamp(c->slot, now, cdm__idle_key(now));
             p->created++;
+            watch(p, c);
             *out = c;
-        } else {
-            pthread_mutex_unlock(&p->lock);
-            cdm__conn_destroy(c);
-            pthread_mutex_lock(&p->lock);
+            c = NULL;
         }
     }
-    if (rc != CDM_OK) {
-        /* The slot is free again: the next waiter may try. */
-        offer_slot(p);
-        maybe_drained(p);
-    }
+    if (rc != CDM_OK)
+        cdm__pool_room_freed(p);   /* the room is free again */
     pthread_mutex_unlock(&p->lock);
+    if (c)
+        cdm__conn_destroy(c);      /* never placed: no pool reference */
     return rc;
 }
 
-/* With the lock held: claims the most recently returned IDLE connection
- * (LIFO keeps the working set warm), or NULL. */
+/* Lock held: takes the most recently returned idle connection (LIFO
+ * keeps the working set warm), or NULL. */
 static cdm_conn *claim_idle(struct cdm_pool *p)
 {
     for (;;) {
         struct cdm_slot *best = NULL;
-        int expect = S_IDLE;
+        int64_t best_key = 0;
 
         for (int i = 0; i < p->nslots; i++) {
-            struct cdm_slot *s = slot_at(p, i);
-            if (atomic_load(&s->state) == S_IDLE &&
-                (!best || s->conn->idle_key > best->conn->idle_key))
+            struct cdm_slot *s = cdm__pool_slot(p, i);
+            int64_t key;
+            if (entry_state(entry_load(s)) != S_IDLE)
+                continue;
+            key = atomic_load_explicit(&s->idle_key, memory_order_relaxed);
+            if (!best || key > best_key) {
                 best = s;
+                best_key = key;
+            }
         }
         if (!best)
             return NULL;
         /* A thread on the fast path may take it first: look again. */
-        if (atomic_compare_exchange_strong(&best->state, &expect, S_BUSY))
+        if (entry_take(best, S_BUSY))
             return best->conn;
     }
 }
@@ -692,62 +666,62 @@ static cdm_conn *claim_idle(struct cdm_pool *p)
 static int full_error(struct cdm_pool *p)
 {
     int max = p->cfg.max, ms = p->cfg.acquire_ms;
+    char name[256];
 
     p->timeouts++;
+    snprintf(name, sizeof name, "%s", p->name);
     pthread_mutex_unlock(&p->lock);
     return cdm__fail(CDM_ERR_POOL_FULL,
                      "definition '%s': all %d pooled connections are in use "
                      "and none was returned within %d ms (POOL_AcquireTimeout)",
-                     p->name, max, ms);
+                     name, max, ms);
 }
 
-static void dequeue(struct cdm_pool *p, struct waiter *w)
+static bool current(struct cdm_pool *p, uint64_t inc)
 {
-    struct waiter **pp = &p->wq_head, *prev = NULL;
-
-    while (*pp && *pp != w) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (*pp) {
-        *pp = w->next;
-        if (p->wq_tail == w)
-            p->wq_tail = prev;
-        atomic_fetch_sub(&p->nwaiting, 1);
-    }
+    return !atomic_load(&p->detached) && !atomic_load(&p->forked) &&
+           atomic_load(&p->incarnation) == inc;
 }
 
+/* Everything but the fast path: claims, opens, waits.  Holds a reference
+ * to the pool throughout.  CDM_OK, an error, or CDM__RETRY. */
 static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 {
-    struct waiter w;
+    struct waiter w = { 0 };
     bool waiting = false;
     int64_t start = 0, deadline = 0;
     int rc;
 
+    cdm__pool_ref(p);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         cdm_conn *c;
-        int ping_ms;
+        bool first = waiting ? p->wq_head == &w : true;
+        /* Newcomers may take an idle connection ahead of the line unless
+         * the first waiter asked for handoff. */
+        bool may_claim = waiting ? first :
+                         !(p->wq_head && atomic_load(&p->handoff));
 
-        if (atomic_load(&p->detached) || atomic_load(&p->incarnation) != inc) {
+        if (!current(p, inc)) {
             rc = CDM__RETRY;
             break;
         }
-        /* Waiters are served in order: take an idle connection only when
-         * nobody is ahead of us. */
-        if ((!waiting ? !p->wq_head : p->wq_head == &w) && (c = claim_idle(p))) {
+        if (may_claim && (c = claim_idle(p))) {
             int64_t now = cdm__now_ms();
+            int ping_ms = p->cfg.ping_ms;
+            bool ok;
             if (waiting) {
-                dequeue(p, &w);
+                wq_remove(p, &w);
                 waiting = false;
-                p->wait_ns_total += now_ns() - start;
+                p->wait_ns_total += cdm__now_ns() - start;
                 pthread_cond_destroy(&w.cond);
             }
-            ping_ms = p->cfg.ping_ms;
             pthread_mutex_unlock(&p->lock);
-            if (c->gen == atomic_load(&p->gen) && usable(c, ping_ms, now)) {
-                lend(p, c, now);
+            ok = c->gen == atomic_load(&p->gen) && usable(c, ping_ms, now);
+            if (ok) {
+                lend(c, now);
                 *out = c;
+                cdm__pool_unref(p);
                 return CDM_OK;
             }
             /* Dead or outdated: replaced without the caller seeing an error. */
@@ -755,24 +729,19 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
             pthread_mutex_lock(&p->lock);
             continue;
         }
-        if (!waiting && !p->wq_head && has_room(p)) {
+        if (!waiting && !p->wq_head && cdm__pool_has_room(p)) {
             p->nopening++;
             pthread_mutex_unlock(&p->lock);
             goto open;
         }
         if (!waiting) {
-            pthread_condattr_t attr;
-            if (p->cfg.acquire_ms == 0)
-                return full_error(p);
-            /* Full: wait in line.  A release hands its connection straight
-             * to the oldest waiter. */
-            pthread_condattr_init(&attr);
-            pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-            pthread_cond_init(&w.cond, &attr);
-            pthread_condattr_destroy(&attr);
-            w.next = NULL;
-            w.handed = NULL;
-            w.may_open = w.retry = false;
+            if (p->cfg.acquire_ms == 0) {
+                rc = full_error(p);
+                cdm__pool_unref(p);
+                return rc;
+            }
+            /* Full: wait in line. */
+            cdm__cond_init(&w.cond);
             if (p->wq_tail)
                 p->wq_tail->next = &w;
             else
@@ -780,75 +749,85 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
             p->wq_tail = &w;
             atomic_fetch_add(&p->nwaiting, 1);
             waiting = true;
-            start = now_ns();
+            start = cdm__now_ns();
             deadline = start + (int64_t)p->cfg.acquire_ms * 1000000;
+            promote(p);
             continue;   /* look at the slots once more before sleeping */
         }
         {
-            struct timespec ts = ns_to_ts(deadline);
-            if (pthread_cond_timedwait(&w.cond, &p->lock, &ts) == ETIMEDOUT &&
-                !w.handed && !w.may_open && !w.retry) {
-                dequeue(p, &w);
-                pthread_cond_destroy(&w.cond);
-                return full_error(p);
+            /* The first waiter wakes each PATIENCE: to ask for handoff,
+             * and then to look again, in case a slot it could not flag
+             * (borrowed from the fast path that very moment) came back. */
+            int64_t until = deadline, now;
+            if (first) {
+                int64_t tick = atomic_load(&p->handoff) ? cdm__now_ns() :
+                                                          w.head_since_ns;
+                if (tick + PATIENCE_NS < until)
+                    until = tick + PATIENCE_NS;
             }
-        }
-        if (w.handed) {
-            c = w.handed;
-            p->wait_ns_total += now_ns() - start;
-            pthread_mutex_unlock(&p->lock);
-            pthread_cond_destroy(&w.cond);
-            lend(p, c, cdm__now_ms());
-            *out = c;
-            return CDM_OK;
-        }
-        if (w.may_open) {
-            p->wait_ns_total += now_ns() - start;
-            pthread_mutex_unlock(&p->lock);
-            pthread_cond_destroy(&w.cond);
-            goto open;
-        }
-        if (w.retry) {
-            pthread_mutex_unlock(&p->lock);
-            pthread_cond_destroy(&w.cond);
-            return CDM__RETRY;
+            cdm__cond_wait_until(&w.cond, &p->lock, until);
+            if (w.handed || w.may_open || w.retry)
+                break;
+            now = cdm__now_ns();
+            if (now >= deadline) {
+                wq_remove(p, &w);
+                pthread_cond_destroy(&w.cond);
+                rc = full_error(p);
+                cdm__pool_unref(p);
+                return rc;
+            }
+            if (p->wq_head == &w && now >= w.head_since_ns + PATIENCE_NS)
+                start_handoff(p);
         }
     }
     if (waiting) {
-        dequeue(p, &w);
+        /* Handed, offered room, or told to look again: dequeued by the
+         * thread that told us.  Or the pool changed under us. */
+        if (!w.handed && !w.may_open && !w.retry)
+            wq_remove(p, &w);
         pthread_cond_destroy(&w.cond);
+        if (w.handed || w.may_open)
+            p->wait_ns_total += cdm__now_ns() - start;
+        if (w.handed) {
+            pthread_mutex_unlock(&p->lock);
+            lend(w.handed, cdm__now_ms());
+            *out = w.handed;
+            cdm__pool_unref(p);
+            return CDM_OK;
+        }
+        if (w.may_open) {
+            pthread_mutex_unlock(&p->lock);
+            goto open;
+        }
+        rc = CDM__RETRY;
     }
     pthread_mutex_unlock(&p->lock);
+    cdm__pool_unref(p);
     return rc;
 
 open:
-    if ((rc = open_one(p, out)) == CDM_OK)
-        lend(p, *out, cdm__now_ms());
+    if ((rc = cdm__pool_open(p, out)) == CDM_OK)
+        lend(*out, cdm__now_ms());
+    cdm__pool_unref(p);
     return rc;
 }
 
 int cdm__pool_acquire(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 {
-    struct cdm_slot *s = hint_get(p, inc);
-    int expect = S_IDLE;
+    struct cdm_hint *h;
 
-    /* The fast path: this thread's last connection, if nobody waits. */
-    if (s && atomic_load_explicit(&p->nwaiting, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong_explicit(&s->state, &expect, S_BUSY,
-                                                memory_order_acquire,
-                                                memory_order_relaxed)) {
-        cdm_conn *c = s->conn;
-        int64_t now;
+    if (atomic_load_explicit(&p->incarnation, memory_order_relaxed) != inc ||
+        atomic_load_explicit(&p->forked, memory_order_relaxed))
+        return CDM__RETRY;
+    /* The fast path: this thread's last connection, still idle. */
+    if (!atomic_load_explicit(&p->handoff, memory_order_relaxed) &&
+        (h = hint_find(p, inc)) && entry_borrow(h->slot, h->word)) {
+        cdm_conn *c = h->slot->conn;
+        int64_t now = cdm__now_ms();
 
-        if (c->incarnation != inc || atomic_load(&p->detached) ||
-            c->gen != atomic_load_explicit(&p->gen, memory_order_acquire)) {
-            /* Not for us: settled under the lock like a return. */
-            cdm__pool_release(c);
-            return acquire_slow(p, inc, out);
-        }
-        now = cdm__now_ms();
-        if (usable(c, atomic_load_explicit(&p->ping_ms, memory_order_relaxed), now)) {
-            lend(p, c, now);
+        if (c->gen == atomic_load_explicit(&p->gen, memory_order_acquire) &&
+            usable(c, atomic_load_explicit(&p->ping_ms, memory_order_relaxed), now)) {
+            lend(c, now);
             *out = c;
             return CDM_OK;
         }
@@ -859,15 +838,66 @@ int cdm__pool_acquire(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 
 /* -------------------------------------------------------- returning */
 
+/* After fork(), in the child: the connection is the parent's (same
+ * socket, same server session).  It is let go without a word to the
+ * server, and the pool, inherited with it, is not touched. */
+static _Atomic(cdm_conn *) forgotten;
+
+static void forget(cdm_conn *c)
+{
+    if (c->drv->forget) {
+        c->drv->forget(c->dc);
+        free(c->def_name);
+        free(c);
+        return;
+    }
+    /* A driver that cannot let go safely (SQLite: closing could disturb
+     * the parent's locks and journal) keeps it open, reachable here. */
+    c->next = atomic_load(&forgotten);
+    while (!atomic_compare_exchange_weak(&forgotten, &c->next, c))
+        ;
+}
+
+/* Lock taken here: the owner of a flagged slot decides under the lock. */
+static void settle(struct cdm_pool *p, cdm_conn *c, uint64_t inc)
+{
+    struct cdm_slot *s = c->slot;
+    uint64_t w;
+
+    pthread_mutex_lock(&p->lock);
+    w = entry_load(s);
+    if (atomic_load(&p->detached) || c->gen != atomic_load(&p->gen) ||
+        (w & SLOT_DEAD) ||
+        (p->cfg.max >= 0 && atomic_load(&p->nconns) > p->cfg.max)) {
+        cdm__pool_unplace(p, c);
+        cdm__pool_room_freed(p);
+        pthread_mutex_unlock(&p->lock);
+        c->next = NULL;
+        cdm__pool_close_list(c);
+        return;
+    }
+    if (atomic_load(&p->handoff) && handoff(p, c)) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    entry_set(s, S_IDLE);
+    hint_set(p, inc, s, entry_seq(w) | S_IDLE);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void cdm__pool_release(cdm_conn *c)
 {
     struct cdm_pool *p = c->pool;
     struct cdm_slot *s = c->slot;
+    uint64_t inc = c->incarnation, word;
     bool keep = !c->broken;
-    int lifetime_ms = atomic_load_explicit(&p->lifetime_ms, memory_order_relaxed);
-    int max;
-    int64_t now = cdm__now_ms();
+    int lifetime_ms, max;
+    int64_t now;
 
+    if (atomic_load_explicit(&p->forked, memory_order_relaxed)) {
+        forget(c);
+        return;
+    }
     /* Driver work first, with no lock held. */
     if (keep && c->drv->in_transaction(c->dc) &&
         c->drv->rollback(c->dc) != CDM_OK)
@@ -875,8 +905,11 @@ void cdm__pool_release(cdm_conn *c)
     if (keep && atomic_load_explicit(&p->reset, memory_order_relaxed) &&
         c->drv->reset && c->drv->reset(c->dc) != CDM_OK)
         keep = false;
-    if (keep && c->drv->alive(c->dc) != CDM_OK)
+    /* A watched socket needs no system call here: the watcher reports it. */
+    if (keep && c->watched_fd < 0 && c->drv->alive(c->dc) != CDM_OK)
         keep = false;
+    now = cdm__now_ms();
+    lifetime_ms = atomic_load_explicit(&p->lifetime_ms, memory_order_relaxed);
     if (keep && lifetime_ms > 0 && now - c->created_ms >= lifetime_ms)
         keep = false;
     /* A lowered POOL_MaximumItems applies at once: surplus connections
@@ -884,147 +917,17 @@ void cdm__pool_release(cdm_conn *c)
     max = atomic_load_explicit(&p->max, memory_order_relaxed);
     if (keep && max >= 0 && atomic_load_explicit(&p->nconns, memory_order_relaxed) > max)
         keep = false;
-
-    if (keep) {
-        c->idle_since_ms = now;
-        c->idle_key = idle_key(now);
-        hint_set(p, c->incarnation, s);
-        atomic_store(&s->state, S_IDLE);
-        /* The common case ends here.  Otherwise someone changed the pool
-         * or is waiting: settle it under the lock. */
-        if (atomic_load(&p->nwaiting) == 0 && !atomic_load(&p->detached) &&
-            c->gen == atomic_load(&p->gen))
-            return;
-        pthread_mutex_lock(&p->lock);
-        {
-            int expect = S_IDLE;
-            /* Somebody (a waiter looking, the cleanup) may have it now. */
-            if (!atomic_compare_exchange_strong(&s->state, &expect, S_BUSY)) {
-                pthread_mutex_unlock(&p->lock);
-                return;
-            }
-        }
-        if (!atomic_load(&p->detached) && c->gen == atomic_load(&p->gen)) {
-            if (!handoff(p, c))
-                atomic_store(&s->state, S_IDLE);
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-        pthread_mutex_unlock(&p->lock);
+    if (keep && c->gen != atomic_load_explicit(&p->gen, memory_order_relaxed))
+        keep = false;
+    if (!keep) {
+        destroy_held(p, c);
+        return;
     }
-    destroy_held(p, c);
-}
-
-/* ---------------------------------------------------------- cleanup */
-
-int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, cdm_manager *m)
-{
-    cdm_conn *dead = NULL, **idle = NULL;
-    int64_t *leaks = NULL;
-    char name[256];
-    int nleaks = 0, nidle = 0, want_open = 0, idle_count = 0, leak_limit;
-    int64_t next;
-
-    pthread_mutex_lock(&p->lock);
-    if (atomic_load(&p->detached) || now < p->next_cleanup_ms) {
-        next = atomic_load(&p->detached) ? INT64_MAX : p->next_cleanup_ms;
-        pthread_mutex_unlock(&p->lock);
-        return next;
+    entry_stamp(s, now, cdm__idle_key(now));
+    if (entry_publish(s, &word)) {
+        /* From here on nothing of c, s or p may be touched. */
+        hint_set(p, inc, s, word);
+        return;
     }
-    snprintf(name, sizeof name, "%s", p->name);
-    leak_limit = p->cfg.leak_ms;
-    /* Bounded by the pool's size; out of memory only delays this run. */
-    if (p->nslots && (!(idle = malloc((size_t)p->nslots * sizeof *idle)) ||
-                      !(leaks = malloc((size_t)p->nslots * sizeof *leaks)))) {
-        free(idle);
-        pthread_mutex_unlock(&p->lock);
-        return now + 1000;
-    }
-    /* Claim the idle connections, newest first, and keep the newest
-     * POOL_MinimumItems of them whatever their age. */
-    for (int i = 0; i < p->nslots; i++) {
-        struct cdm_slot *s = slot_at(p, i);
-        int expect = S_IDLE;
-        if (atomic_compare_exchange_strong(&s->state, &expect, S_CLAIMED))
-            idle[nidle++] = s->conn;
-    }
-    for (int i = 1; i < nidle; i++)
-        for (int j = i; j > 0 && idle[j]->idle_key > idle[j - 1]->idle_key; j--) {
-            cdm_conn *t = idle[j];
-            idle[j] = idle[j - 1];
-            idle[j - 1] = t;
-        }
-    for (int i = 0; i < nidle; i++) {
-        cdm_conn *c = idle[i];
-        bool expired = now - c->idle_since_ms >= p->cfg.expire_ms;
-        bool too_old = p->cfg.lifetime_ms > 0 &&
-                       now - c->created_ms >= p->cfg.lifetime_ms;
-        if (too_old || (expired && idle_count >= p->cfg.min)) {
-            unplace(p, c);
-            c->next = dead;
-            dead = c;
-            continue;
-        }
-        idle_count++;
-        atomic_store(&c->slot->state, S_IDLE);
-        /* A waiter may have queued while we held it. */
-        {
-            int expect = S_IDLE;
-            if (p->wq_head && atomic_compare_exchange_strong(&c->slot->state, &expect, S_BUSY) &&
-                !handoff(p, c))
-                atomic_store(&c->slot->state, S_IDLE);
-        }
-    }
-    if (p->cfg.leak_ms > 0)
-        for (int i = 0; i < p->nslots; i++) {
-            struct cdm_slot *s = slot_at(p, i);
-            cdm_conn *c;
-            int64_t out;
-            if (atomic_load(&s->state) != S_BUSY || !(c = s->conn))
-                continue;
-            out = now - atomic_load_explicit(&c->borrowed_ms, memory_order_relaxed);
-            if (out < p->cfg.leak_ms ||
-                atomic_exchange_explicit(&c->leak_logged, true, memory_order_relaxed))
-                continue;
-            leaks[nleaks++] = out;
-        }
-    while (idle_count + want_open < p->cfg.min && has_room(p)) {
-        p->nopening++;
-        want_open++;
-    }
-    if (dead) {
-        offer_slot(p);
-        maybe_drained(p);
-    }
-    p->next_cleanup_ms = now + p->cfg.cleanup_ms;
-    next = p->next_cleanup_ms;
-    pthread_mutex_unlock(&p->lock);
-
-    destroy_list(dead);
-    for (int i = 0; i < nleaks; i++)
-        cdm__log(m, CDM_LOG_WARN,
-                 "definition '%s': a connection has been borrowed for %lld ms "
-                 "and not returned (POOL_LeakTimeout=%d)", name,
-                 (long long)leaks[i], leak_limit);
-    free(idle);
-    free(leaks);
-    /* POOL_MinimumItems: opened here, outside every lock, and parked. */
-    while (want_open > 0) {
-        cdm_conn *c;
-        int rc;
-        want_open--;
-        if ((rc = open_one(p, &c)) == CDM_OK) {
-            cdm__pool_release(c);
-            continue;
-        }
-        if (rc != CDM__RETRY)
-            cdm__log(m, CDM_LOG_WARN, "%s", cdm_errmsg());
-        pthread_mutex_lock(&p->lock);
-        p->nopening -= want_open;
-        want_open = 0;
-        offer_slot(p);
-        maybe_drained(p);
-        pthread_mutex_unlock(&p->lock);
-    }
-    return next;
+    settle(p, c, inc);
 }

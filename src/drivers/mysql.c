@@ -564,6 +564,18 @@ static void *my_handle(void *dc)
 {
     return dc;
 }
+
+static int my_socket_fd(void *dc)
+{
+    return (int)mysql_get_socket(dc);
+}
+
+static void my_forget(void *dc)
+{
+    /* COM_QUIT then goes nowhere (see pg_forget). */
+    if (cdm__socket_silence((int)mysql_get_socket(dc)) == CDM_OK)
+        my_close(dc);
+}
 #endif /* HAVE_MYSQL */
 
 const struct cdm_driver cdm__driver_mysql = {
@@ -584,5 +596,7 @@ const struct cdm_driver cdm__driver_mysql = {
     .ping = my_ping,
     .reset = my_reset,
     .handle = my_handle,
+    .socket = my_socket_fd,
+    .forget = my_forget,
 #endif
 };

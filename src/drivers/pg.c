@@ -539,6 +539,21 @@ static void *pg_handle(void *dc)
 {
     return ((struct pgc *)dc)->conn;
 }
+
+static int pg_socket(void *dc)
+{
+    return PQsocket(((struct pgc *)dc)->conn);
+}
+
+static void pg_forget(void *dc)
+{
+    struct pgc *pc = dc;
+
+    /* PQfinish's Terminate then goes nowhere; if the socket cannot be
+     * replaced, the memory is left rather than the parent's session. */
+    if (cdm__socket_silence(PQsocket(pc->conn)) == CDM_OK)
+        pg_close(pc);
+}
 #endif /* HAVE_POSTGRESQL */
 
 const struct cdm_driver cdm__driver_pg = {
@@ -559,5 +574,7 @@ const struct cdm_driver cdm__driver_pg = {
     .ping = pg_ping,
     .reset = pg_reset,
     .handle = pg_handle,
+    .socket = pg_socket,
+    .forget = pg_forget,
 #endif
 };

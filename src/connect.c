@@ -1,0 +1,137 @@
+/*
+ * connect.c - cdm_connect: from a definition name to a connection, plain
+ * or pooled, with a per-thread cache of (manager, name) -> pool so that a
+ * pooled connect touches no lock but, rarely, the pool's.
+ */
+#include "manager.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A few entries per thread.  An entry may go stale at any time (the pool
+ * detached, reused for another name, or inherited across fork): the pool
+ * then answers CDM__RETRY and the slow path looks the name up again.
+ * Pools live as long as their manager, and the serial keeps a new
+ * manager at an old address from matching. */
+#define CACHE_WAYS 4
+#define CACHE_NAME 64
+struct pool_cache {
+    uint64_t serial;
+    struct cdm_pool *pool;
+    uint64_t incarnation;
+    char name[CACHE_NAME];
+};
+static _Thread_local struct pool_cache cache[CACHE_WAYS];
+static _Thread_local unsigned cache_next;
+
+static void cache_put(cdm_manager *m, const char *name, struct cdm_pool *p,
+                      uint64_t incarnation)
+{
+    struct pool_cache *e;
+    size_t n = strlen(name);
+
+    if (n >= CACHE_NAME)
+        return;
+    for (unsigned i = 0; i < CACHE_WAYS; i++)
+        if (cache[i].serial == m->serial && strcmp(cache[i].name, name) == 0) {
+            cache[i].pool = p;
+            cache[i].incarnation = incarnation;
+            return;
+        }
+    e = &cache[cache_next++ % CACHE_WAYS];
+    e->serial = m->serial;
+    e->pool = p;
+    e->incarnation = incarnation;
+    memcpy(e->name, name, n + 1);
+}
+
+static int closed_error(const char *name)
+{
+    return cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
+                     "manager is closed", name);
+}
+
+static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
+{
+    for (;;) {
+        struct cdm_resolved *r = NULL;
+        struct cdm_registry *reg;
+        struct cdm_pool *p;
+        cdm_conn *dead = NULL;
+        uint64_t inc, changes;
+        int rc;
+
+        pthread_mutex_lock(&m->lock);
+        if (m->closed) {
+            pthread_mutex_unlock(&m->lock);
+            return closed_error(name);
+        }
+        reg = cdm__manager_registry(m);
+        if (cdm__registry_find(reg, name, &p, &inc)) {
+            pthread_mutex_unlock(&m->lock);
+            goto borrow;
+        }
+        changes = m->changes;
+        rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+        if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
+            char first[1024];
+            snprintf(first, sizeof first, "%s", cdm_errmsg());
+            cdm__fail(rc, "%s (%s)", first, m->autoload_error);
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (rc == CDM_OK)
+            rc = cdm__resolve_finish(r);
+        if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+            rc = cdm__conn_open(r, out);
+            cdm__resolved_free(r);
+            return rc;
+        }
+        if (rc == CDM_OK)
+            rc = cdm__pool_check_cfg(r);
+        if (rc != CDM_OK) {
+            cdm__resolved_free(r);
+            return rc;
+        }
+
+        pthread_mutex_lock(&m->lock);
+        if (m->closed || m->changes != changes ||
+            !cdm__manager_find(m, name, NULL)) {
+            /* Changed while we resolved: start again with what is now. */
+            pthread_mutex_unlock(&m->lock);
+            cdm__resolved_free(r);
+            continue;
+        }
+        reg = cdm__manager_registry(m);
+        rc = cdm__registry_attach(reg, name, r, &p, &inc, &dead);
+        pthread_mutex_unlock(&m->lock);
+        cdm__pool_close_list(dead);
+        if (rc != CDM_OK)
+            return rc;
+        cdm__registry_start(reg);
+borrow:
+        rc = cdm__pool_acquire(p, inc, out);
+        if (rc == CDM__RETRY)
+            continue;
+        if (rc == CDM_OK)
+            cache_put(m, name, p, inc);
+        return rc;
+    }
+}
+
+int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out)
+{
+    if (!m || !name || !out)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_connect: %s is NULL",
+                         !m ? "manager" : !name ? "name" : "out");
+    for (unsigned i = 0; i < CACHE_WAYS; i++) {
+        struct pool_cache *e = &cache[i];
+        if (e->serial == m->serial && e->pool && strcmp(e->name, name) == 0) {
+            int rc = cdm__pool_acquire(e->pool, e->incarnation, out);
+            if (rc != CDM__RETRY)
+                return rc;
+            e->pool = NULL;
+            break;
+        }
+    }
+    return connect_slow(m, name, out);
+}

@@ -1,0 +1,49 @@
+/*
+ * sync.c - the one place for clocks and waiting: monotonic time in ms and
+ * ns, and condition variables on the monotonic clock.
+ */
+#include "cdm_int.h"
+
+#include <time.h>
+
+int64_t cdm__now_ms(void)
+{
+    struct timespec ts;
+
+    /* Coarse: a few ms of resolution is plenty for idle and lifetime
+     * limits, and it costs a fraction of the precise clock. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cdm__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void cdm__cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+int cdm__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+                         int64_t deadline_ns)
+{
+    struct timespec ts;
+
+    if (deadline_ns == INT64_MAX)
+        return pthread_cond_wait(cond, lock);
+    if (deadline_ns < 0)
+        deadline_ns = 0;
+    ts.tv_sec = deadline_ns / 1000000000;
+    ts.tv_nsec = deadline_ns % 1000000000;
+    return pthread_cond_timedwait(cond, lock, &ts);
+}
