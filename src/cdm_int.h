@@ -401,6 +401,7 @@ struct cdm_conn {
     _Atomic int64_t borrowed_ms;
     atomic_bool leak_logged;
     _Atomic int64_t acquired; /* borrows, written by the borrower only */
+    int64_t turn_ns;        /* when its borrower took it from another */
     cdm_conn *next;         /* lists of connections to close */
 };
 

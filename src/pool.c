@@ -12,7 +12,9 @@
  * its connection directly to that waiter.  Barging keeps oversubscribed
  * pools fast (no wake-up and sleep per borrow), the switch keeps them
  * fair (no waiter is passed over for more than about PATIENCE per place
- * in the line).
+ * in the line).  And while anyone waits, a thread that has kept a
+ * connection for QUANTUM hands it on when it returns it, so that turns go
+ * round the line instead of staying with whoever the scheduler favours.
  */
 #include "pool.h"
 
@@ -27,6 +29,10 @@
 /* How long the first waiter lets returning threads keep their
  * connections before it asks for direct handoff. */
 #define PATIENCE_NS 1000000
+/* While threads wait, a thread that has held on to a connection (taking
+ * it straight back each time) for this long hands it to the first waiter
+ * when it returns it: turns of about a millisecond go round the line. */
+#define QUANTUM_NS 1000000
 /* A network connection returned less than this long ago is handed out
  * without a socket check (a system call): it is as if the check had been
  * made a few ms earlier, and a thread taking its connection straight back
@@ -547,9 +553,13 @@ void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
 
 /* --------------------------------------------------------- borrowing */
 
-/* Marks `c` as the caller's; counted once the caller really has it. */
-static void lend(cdm_conn *c, int64_t now)
+/* Marks `c` as the caller's; counted once the caller really has it.
+ * A connection taken from another thread (not this thread's own from the
+ * fast path) starts a new turn. */
+static void lend(cdm_conn *c, int64_t now, bool new_turn)
 {
+    if (new_turn)
+        c->turn_ns = cdm__now_ns();
     atomic_store_explicit(&c->borrowed_ms, now, memory_order_relaxed);
     atomic_store_explicit(&c->leak_logged, false, memory_order_relaxed);
     /* Only the borrower writes it: no read-modify-write needed. */
@@ -719,7 +729,7 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
             pthread_mutex_unlock(&p->lock);
             ok = c->gen == atomic_load(&p->gen) && usable(c, ping_ms, now);
             if (ok) {
-                lend(c, now);
+                lend(c, now, true);
                 *out = c;
                 cdm__pool_unref(p);
                 return CDM_OK;
@@ -790,7 +800,7 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
             p->wait_ns_total += cdm__now_ns() - start;
         if (w.handed) {
             pthread_mutex_unlock(&p->lock);
-            lend(w.handed, cdm__now_ms());
+            lend(w.handed, cdm__now_ms(), true);
             *out = w.handed;
             cdm__pool_unref(p);
             return CDM_OK;
@@ -807,7 +817,7 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 
 open:
     if ((rc = cdm__pool_open(p, out)) == CDM_OK)
-        lend(*out, cdm__now_ms());
+        lend(*out, cdm__now_ms(), true);
     cdm__pool_unref(p);
     return rc;
 }
@@ -827,7 +837,7 @@ int cdm__pool_acquire(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 
         if (c->gen == atomic_load_explicit(&p->gen, memory_order_acquire) &&
             usable(c, atomic_load_explicit(&p->ping_ms, memory_order_relaxed), now)) {
-            lend(c, now);
+            lend(c, now, false);
             *out = c;
             return CDM_OK;
         }
@@ -858,8 +868,9 @@ static void forget(cdm_conn *c)
         ;
 }
 
-/* Lock taken here: the owner of a flagged slot decides under the lock. */
-static void settle(struct cdm_pool *p, cdm_conn *c, uint64_t inc)
+/* Lock taken here: the owner of a flagged slot, or of a connection whose
+ * turn is over while threads wait, decides under the lock. */
+static void settle(struct cdm_pool *p, cdm_conn *c, uint64_t inc, bool pass_on)
 {
     struct cdm_slot *s = c->slot;
     uint64_t w;
@@ -876,7 +887,7 @@ static void settle(struct cdm_pool *p, cdm_conn *c, uint64_t inc)
         cdm__pool_close_list(c);
         return;
     }
-    if (atomic_load(&p->handoff) && handoff(p, c)) {
+    if ((pass_on || atomic_load(&p->handoff)) && handoff(p, c)) {
         pthread_mutex_unlock(&p->lock);
         return;
     }
@@ -924,10 +935,15 @@ void cdm__pool_release(cdm_conn *c)
         return;
     }
     entry_stamp(s, now, cdm__idle_key(now));
+    if (atomic_load_explicit(&p->nwaiting, memory_order_relaxed) > 0 &&
+        cdm__now_ns() - c->turn_ns >= QUANTUM_NS) {
+        settle(p, c, inc, true);
+        return;
+    }
     if (entry_publish(s, &word)) {
         /* From here on nothing of c, s or p may be touched. */
         hint_set(p, inc, s, word);
         return;
     }
-    settle(p, c, inc);
+    settle(p, c, inc, false);
 }
