@@ -338,6 +338,8 @@ void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 int64_t cdm__now_ms(void);
 /* Precise monotonic nanoseconds. */
 int64_t cdm__now_ns(void);
+/* Test library only: moves cdm__now_ms forward. */
+void cdm__test_advance_ms(int64_t ms);
 /* A condition variable that waits on CLOCK_MONOTONIC. */
 void cdm__cond_init(pthread_cond_t *cond);
 /* pthread_cond_timedwait to a cdm__now_ns() deadline; INT64_MAX: no

@@ -29,10 +29,11 @@ struct cdm_registry {
     struct cdm_log_sink log;
     int epfd, evfd;              /* -1 until the thread starts */
     pthread_t thread;
-    bool running, stop, force;
+    bool running, stop;
     bool forked;                 /* inherited by a child process */
-    uint64_t passes;             /* cleanup passes completed */
-    pthread_cond_t passed;       /* broadcast after each pass */
+    uint64_t force_req;          /* forced passes asked for (test hook) */
+    uint64_t force_done;         /* the last request a pass began after */
+    pthread_cond_t passed;       /* broadcast after a forced pass */
 };
 
 int cdm__registry_new(const struct cdm_log_sink *log, struct cdm_registry **out)
@@ -75,7 +76,8 @@ static void *cleaner_main(void *arg)
     while (!g->stop) {
         struct epoll_event ev[32];
         size_t n = g->npools;
-        bool force = g->force;
+        uint64_t req = g->force_req;
+        bool force = req > g->force_done;
         int64_t now, next = INT64_MAX;
         int timeout, nev;
 
@@ -90,7 +92,6 @@ static void *cleaner_main(void *arg)
             n = cap;
         if (n)
             memcpy(snap, g->pools, n * sizeof *snap);
-        g->force = false;
         pthread_mutex_unlock(&g->lock);
 
         /* Pools are freed only with the registry, after this thread. */
@@ -102,9 +103,11 @@ static void *cleaner_main(void *arg)
         }
 
         pthread_mutex_lock(&g->lock);
-        g->passes++;
-        pthread_cond_broadcast(&g->passed);
-        if (g->stop || g->force)
+        if (force) {
+            g->force_done = req;
+            pthread_cond_broadcast(&g->passed);
+        }
+        if (g->stop || g->force_req > g->force_done)
             continue;
         pthread_mutex_unlock(&g->lock);
 
@@ -357,14 +360,12 @@ int cdm__registry_cleanup_now(struct cdm_registry *g, int timeout_ms)
         pthread_mutex_unlock(&g->lock);
         return cdm__fail(CDM_ERR_STATE, "no cleanup thread is running");
     }
-    /* The pass running now may have begun before the call: wait for the
-     * one after it. */
-    want = g->passes + 2;
-    g->force = true;
+    /* Done when a pass that began after this request has ended. */
+    want = ++g->force_req;
     kick(g);
-    while (g->passes < want && rc == CDM_OK)
+    while (g->force_done < want && rc == CDM_OK)
         if (cdm__cond_wait_until(&g->passed, &g->lock, deadline) == ETIMEDOUT &&
-            g->passes < want)
+            g->force_done < want)
             rc = cdm__fail(CDM_ERR_BUSY, "the cleanup pass did not run within %d ms",
                            timeout_ms);
     pthread_mutex_unlock(&g->lock);

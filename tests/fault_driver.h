@@ -24,6 +24,15 @@ struct fault_ctl {
 
 extern struct fault_ctl fault;
 
+/* Test hooks of the test library (src/sync.c, src/manager.c). */
+#include <stdint.h>
+struct cdm_manager;
+/* Moves the pool's clock (idle, lifetime, leak and ping ages) forward. */
+void cdm__test_advance_ms(int64_t ms);
+/* Runs one full cleanup pass over every pool of `m` now, due or not, and
+ * returns when it has ended: CDM_OK, or CDM_ERR_BUSY after timeout_ms. */
+int cdm__manager_cleanup_now(struct cdm_manager *m, int timeout_ms);
+
 /* Zeroes every knob and counter. */
 void fault_reset(void);
 /* Every connection open now is dead from this moment (a server restart). */
