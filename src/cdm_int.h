@@ -241,6 +241,9 @@ void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
 typedef void (*cdm_warn_fn)(void *ctx, const char *message);
 int cdm__def_check_own(const struct cdm_def *d, bool strict,
                        cdm_warn_fn warn, void *ctx);
+/* Rules across keys the definition sets itself (POOL_MinimumItems at
+ * most POOL_MaximumItems). */
+int cdm__def_check_pair(const struct cdm_def *d);
 bool cdm__name_valid(const char *name);
 bool cdm__key_valid(const char *key);
 

@@ -58,9 +58,12 @@ static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
         struct cdm_registry *reg;
         struct cdm_pool *p;
         cdm_conn *dead = NULL;
-        uint64_t inc, changes;
+        uint64_t inc;
         int rc;
 
+        /* Resolving and attaching under one hold of the lock: a change
+         * made meanwhile cannot leave a pool with stale parameters, and a
+         * stream of changes cannot keep a connect retrying. */
         pthread_mutex_lock(&m->lock);
         if (m->closed) {
             pthread_mutex_unlock(&m->lock);
@@ -71,17 +74,16 @@ static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
             pthread_mutex_unlock(&m->lock);
             goto borrow;
         }
-        changes = m->changes;
         rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
         if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
             char first[1024];
             snprintf(first, sizeof first, "%s", cdm_errmsg());
             cdm__fail(rc, "%s (%s)", first, m->autoload_error);
         }
-        pthread_mutex_unlock(&m->lock);
         if (rc == CDM_OK)
             rc = cdm__resolve_finish(r);
         if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+            pthread_mutex_unlock(&m->lock);
             rc = cdm__conn_open(r, out);
             cdm__resolved_free(r);
             return rc;
@@ -89,19 +91,10 @@ static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
         if (rc == CDM_OK)
             rc = cdm__pool_check_cfg(r);
         if (rc != CDM_OK) {
+            pthread_mutex_unlock(&m->lock);
             cdm__resolved_free(r);
             return rc;
         }
-
-        pthread_mutex_lock(&m->lock);
-        if (m->closed || m->changes != changes ||
-            !cdm__manager_find(m, name, NULL)) {
-            /* Changed while we resolved: start again with what is now. */
-            pthread_mutex_unlock(&m->lock);
-            cdm__resolved_free(r);
-            continue;
-        }
-        reg = cdm__manager_registry(m);
         rc = cdm__registry_attach(reg, name, r, &p, &inc, &dead);
         pthread_mutex_unlock(&m->lock);
         cdm__pool_close_list(dead);

@@ -5,6 +5,8 @@
  */
 #include "cdm_int.h"
 
+#include <limits.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,23 @@ static const struct cdm_driver *own_driver(const struct cdm_def *d)
     return kv ? cdm__driver_find(kv->value) : NULL;
 }
 
+int cdm__def_check_pair(const struct cdm_def *d)
+{
+    const struct cdm_kv *kmin = cdm__def_find(d, "POOL_MinimumItems");
+    const struct cdm_kv *kmax = cdm__def_find(d, "POOL_MaximumItems");
+    long long min, max;
+    char where[512];
+
+    if (!kmin || !kmax ||
+        cdm__parse_int(kmin->value, 0, 1000, &min) != CDM_OK ||
+        cdm__parse_int(kmax->value, INT_MIN, INT_MAX, &max) != CDM_OK ||
+        max <= 0 || min <= max)
+        return CDM_OK;
+    cdm__def_where(d, kmin, where, sizeof where);
+    return cdm__fail(CDM_ERR_INVALID, "%s: POOL_MinimumItems=%lld is more "
+                     "than POOL_MaximumItems=%lld", where, min, max);
+}
+
 int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
                        void *ctx)
 {
@@ -207,6 +226,18 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
             warn(ctx, cdm_errmsg());
         if (first == CDM_OK)
             first = rc;
+    }
+    /* One rule across two keys, when the definition sets both. */
+    {
+        int rc = cdm__def_check_pair(d);
+        if (rc != CDM_OK) {
+            if (strict)
+                return rc;
+            if (warn)
+                warn(ctx, cdm_errmsg());
+            if (first == CDM_OK)
+                first = rc;
+        }
     }
     if (!strict)
         cdm__errmsg_restore(saved);

@@ -319,7 +319,6 @@ static cdm_conn *refresh_pools(cdm_manager *m)
     char saved[CDM_MSG_MAX];
     cdm_conn *dead;
 
-    m->changes++;
     cdm__errmsg_save(saved);
     dead = cdm__registry_refresh(cdm__manager_registry(m), pooled_params, m);
     cdm__errmsg_restore(saved);
@@ -604,7 +603,21 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
             goto out;
         }
     }
-    if ((rc = cdm__def_set(d, key, value, 0)) == CDM_OK)
+    {
+        struct cdm_kv *had = cdm__def_find(d, key);
+        char *before = had ? cdm__strdup(had->value) : NULL;
+        int line = had ? had->line : 0;
+        if (had && !before) {
+            rc = cdm__nomem();
+            goto out;
+        }
+        if ((rc = cdm__def_set(d, key, value, 0)) == CDM_OK &&
+            (rc = cdm__def_check_pair(d)) != CDM_OK)
+            /* Refused as a whole: the definition stays as it was. */
+            cdm__def_set(d, key, before, line);
+        free(before);
+    }
+    if (rc == CDM_OK)
         dead = refresh_pools(m);
 out:
     pthread_mutex_unlock(&m->lock);

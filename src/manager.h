@@ -18,7 +18,6 @@ struct cdm_manager {
     size_t nfiles;
     bool closed;
     char *autoload_error;        /* why $CDM_CONNECTION_DEFS did not load */
-    uint64_t changes;            /* bumped by every definition change */
     struct cdm_registry *reg;    /* its pools; a new one in a forked child */
     cdm_manager *next_all;       /* every live manager, for fork handlers
                                   * (guarded by the list's own lock) */

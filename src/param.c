@@ -24,7 +24,9 @@ const struct cdm_param_spec cdm__common_params[] = {
     { "POOL_ExpireTimeout",  "90000", CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
     { "POOL_CleanupTimeout", "30000", CDM_P_INT, INT_RANGE(1, INT_MAX), 0, NULL },
     { "POOL_AcquireTimeout", "10000", CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
-    { "POOL_MinimumItems",   "0",     CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
+    /* Opened by the cleanup thread on its own: bounded, also when the
+     * maximum is not (and checked against POOL_MaximumItems). */
+    { "POOL_MinimumItems",   "0",     CDM_P_INT, INT_RANGE(0, 1000), 0, NULL },
     { "POOL_MaxLifetime",    "0",     CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
     { "POOL_PingInterval",   "30000", CDM_P_INT, INT_RANGE(INT_MIN, INT_MAX), 0, NULL },
     { "POOL_ResetOnRelease", "False", CDM_P_BOOL, ANY, 0, NULL },

@@ -622,8 +622,12 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
 
     pthread_mutex_lock(&p->lock);
     p->nopening--;
-    if (rc == CDM_OK && (atomic_load(&p->detached) || gen != atomic_load(&p->gen)))
-        rc = CDM__RETRY;    /* opened with parameters no longer current */
+    /* Parameters that changed while we connected do not cost the caller
+     * its connection: it was asked for before the change, is lent once
+     * and closed when returned (its generation is old).  A pool detached
+     * meanwhile is another matter: the caller looks the name up again. */
+    if (rc == CDM_OK && atomic_load(&p->detached))
+        rc = CDM__RETRY;
     if (rc == CDM_OK) {
         int64_t now = cdm__now_ms();
         c->pool = p;

@@ -1780,6 +1780,47 @@ START_TEST(test_stress_changes_and_close)
 }
 END_TEST
 
+/* POOL_MinimumItems is opened by the cleanup thread on its own: it may
+ * not exceed the maximum, nor 1000 when there is none. */
+START_TEST(test_minimum_items_bounded)
+{
+    char *v = NULL;
+    cdm_conn *c = NULL;
+
+    ck_status(cdm_manager_add_def(m, "A", (const char *[]){
+                  "DriverID=Fault", "Database=x", "Pooled=True",
+                  "POOL_MaximumItems=2", "POOL_MinimumItems=5", NULL }),
+              CDM_ERR_INVALID);
+    ck_errmsg_has("POOL_MinimumItems=5 is more than POOL_MaximumItems=2");
+    ck_assert_int_eq(cdm_manager_has_def(m, "A"), 0);
+    POOL("P", "POOL_MaximumItems=4", "POOL_MinimumItems=1");
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MinimumItems", "1000"),
+              CDM_ERR_INVALID);
+    ck_errmsg_has("definition 'P'");
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "0"),
+              CDM_OK);                   /* the pair rule does not apply */
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "4"), CDM_OK);
+    ck_status(cdm_manager_get_param(m, "P", "POOL_MinimumItems", &v), CDM_OK);
+    ck_assert_str_eq(v, "1");            /* unchanged */
+    cdm_free(v);
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "-1"), CDM_OK);
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MinimumItems", "1001"),
+              CDM_ERR_INVALID);
+    ck_errmsg_has("POOL_MinimumItems");
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MinimumItems", "1000"), CDM_OK);
+    /* Through inheritance the rule is checked at connect. */
+    ck_status(cdm_manager_add_def(m, "Base", (const char *[]){
+                  "DriverID=Fault", "Database=x", "Pooled=True",
+                  "POOL_MaximumItems=2", NULL }), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Child", (const char *[]){
+                  "ConnectionDef=Base", "POOL_MinimumItems=3", NULL }), CDM_OK);
+    ck_status(cdm_connect(m, "Child", &c), CDM_ERR_INVALID);
+    ck_errmsg_has("POOL_MinimumItems=3 is more than POOL_MaximumItems=2");
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(fault.connect_attempts, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -1850,6 +1891,7 @@ int main(void)
     tcase_add_test(tg, test_lowering_limit_applies_to_idle_at_once);
     tcase_add_test(tg, test_limit_change_keeps_fitting_connections);
     tcase_add_test(tg, test_pooled_false_detaches_pool);
+    tcase_add_test(tg, test_minimum_items_bounded);
     tcase_add_test(tg, test_unrelated_change_closes_nothing);
     tcase_add_test(tg, test_reload_changed_file);
     tcase_add_test(tg, test_reload_unchanged_file_closes_nothing);
