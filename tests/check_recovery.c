@@ -371,6 +371,46 @@ START_TEST(test_idle_killed_is_replaced)
 }
 END_TEST
 
+/* Nobody borrows: the cleanup thread sees the server hang up on the idle
+ * connection (its socket watcher) and closes it by itself, so the pool's
+ * figures tell the truth and no socket lingers half closed. */
+START_TEST(test_idle_killed_retired_by_watcher)
+{
+    const struct drv *d = DRV(_i);
+    const char *extra[] = { "POOL_MaximumItems=4", "LoginTimeout=5",
+                            "POOL_CleanupTimeout=3600000", NULL };
+    cdm_manager *m = new_manager(d, extra);
+    cdm_pool_stats s;
+    cdm_conn *c;
+    long id1;
+    int64_t end;
+
+    ck_status(cdm_connect(m, "R", &c), CDM_OK);
+    id1 = backend_id(d, c);
+    cdm_disconnect(c);
+    s = stats(m);
+    ck_assert_int_eq(s.idle, 1);
+    ck_assert_int_eq(s.destroyed, 0);
+
+    admin_kill(d, id1);
+    end = now_ns() + (int64_t)(limit_ms(10000) * 1e6);
+    do {
+        s = stats(m);
+        if (s.destroyed == 1)
+            break;
+        sleep_ms(5);
+    } while (now_ns() < end);
+    ck_assert_msg(s.destroyed == 1 && s.total == 0, "%s: the killed idle "
+                  "connection is still in the pool (total %lld, destroyed %lld)",
+                  d->label, (long long)s.total, (long long)s.destroyed);
+    ck_status(cdm_connect(m, "R", &c), CDM_OK);
+    select_one(c);
+    cdm_disconnect(c);
+    ck_status(cdm_manager_close(m, 2000), CDM_OK);
+    cdm_manager_free(m);
+}
+END_TEST
+
 /* The same, borrowing again at once instead of waiting until the server
  * shows the session gone.  Many temporary tables make the session's exit
  * slow: PostgreSQL sends its FATAL message at once, then drops them, and
@@ -944,6 +984,8 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     tcase_add_loop_test(tcase(s, "idle_killed", 10), test_idle_killed_is_replaced, 0, 6);
+    tcase_add_loop_test(tcase(s, "idle_killed_watched", 15),
+                        test_idle_killed_retired_by_watcher, 0, 2);
     tcase_add_loop_test(tcase(s, "idle_killed_at_once", 20),
                         test_idle_killed_borrowed_at_once, 0, 6);
     tcase_add_loop_test(tcase(s, "mid_query", 15), test_killed_mid_query_is_broken, 0, 2);
