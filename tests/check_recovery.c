@@ -255,7 +255,6 @@ static cdm_manager *new_manager(const struct drv *d, const char *const *extra)
     return m;
 }
 
-/* The connection's server-side session id. */
 /* The connection's socket, to see the server's last words arrive. */
 static int conn_socket(const struct drv *d, cdm_conn *c)
 {
@@ -278,6 +277,7 @@ static bool wait_readable(int fd, double ms)
     return fd >= 0 && poll(&p, 1, (int)ms) == 1;
 }
 
+/* The connection's server-side session id. */
 static long backend_id(const struct drv *d, cdm_conn *c)
 {
     cdm_result *r;
