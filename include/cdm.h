@@ -264,9 +264,15 @@ CDM_EXPORT void cdm_strv_free(char **v);
  * idle, else the most recently returned idle connection (after
  * a local liveness check, and a ping if it sat idle longer than
  * POOL_PingInterval; a dead one is replaced silently), else a new one
- * while fewer than POOL_MaximumItems exist (counting those being opened),
- * else the caller waits in FIFO order up to POOL_AcquireTimeout and gets
- * the next returned connection directly.
+ * while fewer than POOL_MaximumItems exist (counting those being opened
+ * and those of an earlier pool of the definition still borrowed), else
+ * the caller waits in arrival order up to POOL_AcquireTimeout.  A
+ * returning thread may take its connection straight back until the first
+ * waiter has waited 1 ms or it has kept the connection for 1 ms while
+ * others wait; then the connection goes to the first waiter directly.
+ *
+ * After fork(), a child's first call gets fresh pools: a connection the
+ * parent opened is never used, pinged or closed in the child.
  *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
  *   CDM_ERR_INVALID    a bad or missing value (message names the key)
  *   CDM_ERR_DRIVER     DriverID unknown or not built in
