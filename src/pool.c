@@ -88,9 +88,10 @@ struct cdm_slot *cdm__pool_slot(struct cdm_pool *p, int i)
     return &p->chunks[i / CHUNK][i % CHUNK];
 }
 
+/* Physical connections: in slots, being opened, or being closed. */
 static int total(struct cdm_pool *p)
 {
-    return atomic_load(&p->nconns) + p->nopening;
+    return atomic_load(&p->nconns) + p->nopening + p->nclosing;
 }
 
 bool cdm__pool_has_room(struct cdm_pool *p)
@@ -147,6 +148,7 @@ void cdm__pool_unplace(struct cdm_pool *p, cdm_conn *c)
     p->acquired_retired += atomic_load_explicit(&c->acquired, memory_order_relaxed);
     entry_empty(c->slot);
     atomic_fetch_sub(&p->nconns, 1);
+    p->nclosing++;
     p->destroyed++;
 }
 
@@ -177,6 +179,11 @@ void cdm__pool_close_list(cdm_conn *c)
         if (c->watched_fd >= 0 && p->epfd >= 0)
             epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->watched_fd, NULL);
         cdm__conn_destroy(c);
+        /* Only now is its room free. */
+        pthread_mutex_lock(&p->lock);
+        p->nclosing--;
+        cdm__pool_room_freed(p);
+        pthread_mutex_unlock(&p->lock);
         cdm__pool_unref(p);
         c = next;
     }
@@ -642,11 +649,18 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
             c = NULL;
         }
     }
-    if (rc != CDM_OK)
+    if (c)
+        p->nclosing++;             /* opened but not placed: closed below */
+    else if (rc != CDM_OK)
         cdm__pool_room_freed(p);   /* the room is free again */
     pthread_mutex_unlock(&p->lock);
-    if (c)
+    if (c) {
         cdm__conn_destroy(c);      /* never placed: no pool reference */
+        pthread_mutex_lock(&p->lock);
+        p->nclosing--;
+        cdm__pool_room_freed(p);
+        pthread_mutex_unlock(&p->lock);
+    }
     return rc;
 }
 

@@ -61,6 +61,8 @@ struct cdm_pool {
     struct cdm_slot **chunks;   /* the table may move, chunks never do */
     int nchunks, nslots;
     int nopening;               /* connections being opened (reserved room) */
+    int nclosing;               /* out of their slots, not yet closed: they
+                                 * still count against the limit */
     struct waiter *wq_head, *wq_tail;
     int64_t next_cleanup_ms;
     int64_t acquired_retired, created, destroyed, timeouts, wait_ns_total;
