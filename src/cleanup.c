@@ -64,7 +64,8 @@ int64_t cdm__pool_cleanup(struct cdm_pool *p, int64_t now, bool force,
         if (entry_take(s, S_CLAIMED))
             idle[nidle++] = s->conn;
     }
-    qsort(idle, (size_t)nidle, sizeof *idle, newest_first);
+    if (nidle > 1)
+        qsort(idle, (size_t)nidle, sizeof *idle, newest_first);
     room = p->cfg.max < 0 ? INT32_MAX :
            p->cfg.max - (atomic_load(&p->nconns) - nidle);
     for (int i = 0; i < nidle; i++) {

@@ -768,7 +768,12 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
                 cdm__pool_unref(p);
                 return rc;
             }
-            /* Full: wait in line. */
+            /* Full: wait in line (again, after a connection taken from
+             * the head of the line turned out dead: a fresh entry). */
+            w.next = NULL;
+            w.handed = NULL;
+            w.head_since_ns = 0;
+            w.may_open = w.retry = false;
             cdm__cond_init(&w.cond);
             if (p->wq_tail)
                 p->wq_tail->next = &w;
