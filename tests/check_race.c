@@ -563,8 +563,9 @@ int main(void)
 {
     Suite *s = suite_create("race");
     TCase *tr = tcase_create("race");
+    TCase *tf = tcase_create("free");
     TCase *tl = tcase_create("limit");
-    TCase *all[] = { tr, tl };
+    TCase *all[] = { tr, tf, tl };
 
     run_ms = race_ms();
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
@@ -574,7 +575,7 @@ int main(void)
         suite_add_tcase(s, all[i]);
     }
     tcase_add_test(tr, test_race_connect_while_changing);
-    tcase_add_test(tr, test_race_free_while_returning);
+    tcase_add_test(tf, test_race_free_while_returning);
     tcase_add_test(tl, test_limit_is_a_bound);
     return tu_run(s);
 }
