@@ -458,10 +458,11 @@ static int read_all(const char *path, int fd, char **out, size_t *len)
         }
         cdm__buf_add(&b, chunk, (size_t)n);
     }
-    if (b.failed)
-        return cdm__nomem();
+    /* An empty file still gets a buffer (""): the caller does pointer
+     * arithmetic on it, which is undefined on NULL. */
     *len = b.len;
-    *out = b.s;
+    if (!(*out = cdm__buf_take(&b)))
+        return cdm__nomem();
     return CDM_OK;
 }
 

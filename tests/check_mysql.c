@@ -514,7 +514,7 @@ static size_t utf8_chars(const char *s)
 START_TEST(test_unicode_utf8mb4_exact)
 {
     static const char *const texts[] = {
-        "Gr\xc3\xbc\xc3\x9f" "e",                           /* Grüße */
+        ("Gr\xc3\xbc\xc3\x9f" "e"),   /* Grüße (split: \x9fe is one escape) */
         "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",             /* 日本語 */
         "emoji \xf0\x9f\x98\x80\xf0\x9f\x8e\x89 done",      /* 😀🎉 */
         "\xf0\x9d\x84\x9e clef, \xe2\x82\xac euro",         /* 𝄞 € */

@@ -1,12 +1,16 @@
 #!/bin/sh
 # deps.sh - installs the Debian packages cdm needs, only those missing.
 # Usage: tests/deps.sh build   (compile the library and the demo)
-#        tests/deps.sh test    (also Check, valgrind, clang and every driver)
+#        tests/deps.sh test    (also Check, valgrind, clang with its sanitizer
+#                              runtimes, and every driver)
 set -eu
 
 want="gcc make autoconf automake libtool pkg-config libiniparser-dev libsqlite3-dev"
 if [ "${1:-build}" = test ]; then
-    want="$want check valgrind clang libpq-dev libmariadb-dev"
+    # libclang-rt-14-dev: the sanitizer runtimes of Debian 12's clang 14,
+    # for make check-asan and check-tsan (only recommended, through
+    # libclang-common-14-dev, so --no-install-recommends leaves it out).
+    want="$want check valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev"
 fi
 
 missing=""

@@ -1,8 +1,8 @@
 #!/bin/sh
 # run.sh - the README's second command and CI's: installs what is missing,
 # builds with warnings as errors, runs every Check suite, runs them again
-# under valgrind, and checks the release tarball (make distcheck, built
-# with clang).
+# under valgrind, AddressSanitizer + UBSan and ThreadSanitizer, and checks
+# the release tarball (make distcheck, built with clang).
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/deps.sh test
@@ -25,6 +25,11 @@ make -s -j"$jobs" check WARN_CFLAGS="-Wall -Wextra -Werror" || {
     exit 1
 }
 make -s check-valgrind
+# Every suite again, built with clang under AddressSanitizer + UBSan, then
+# under ThreadSanitizer, each in its own build directory (_asan, _tsan), with
+# the servers still up.  Each prints the logs of failing suites itself.
+make -s -j"$jobs" check-asan
+make -s -j"$jobs" check-tsan
 # A program written only against DESIGN.md's names, built with pkg-config
 # against a staged install.
 stage=$(mktemp -d)
@@ -35,7 +40,8 @@ PKG_CONFIG_PATH="$stage/lib/pkgconfig" sh -c \
 LD_LIBRARY_PATH="$stage/lib" "$stage/design_names"
 make -s -j"$jobs" distcheck \
     DISTCHECK_CONFIGURE_FLAGS="CC=clang WARN_CFLAGS='-Wall -Wextra -Werror'" >/dev/null
-# Check's own totals, summed over the suites, as one closing line.
+# Check's own totals of the plain run (tests/, not _asan or _tsan), summed
+# over the suites, as one closing line.
 awk '/Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+/ {
         gsub(",", ""); for (i = 1; i <= NF; i++) {
             if ($i == "Checks:") c += $(i + 1)
