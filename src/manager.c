@@ -381,9 +381,11 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
     /* File definitions go before the private ones. */
     while (nfile_defs < m->ndefs && m->defs[nfile_defs]->src)
         nfile_defs++;
-    memmove(m->defs + nfile_defs + l.ndefs, m->defs + nfile_defs,
-            (m->ndefs - nfile_defs) * sizeof *m->defs);
-    memcpy(m->defs + nfile_defs, l.defs, l.ndefs * sizeof *l.defs);
+    if (l.ndefs) {   /* an empty file adds nothing (m->defs may be NULL) */
+        memmove(m->defs + nfile_defs + l.ndefs, m->defs + nfile_defs,
+                (m->ndefs - nfile_defs) * sizeof *m->defs);
+        memcpy(m->defs + nfile_defs, l.defs, l.ndefs * sizeof *l.defs);
+    }
     m->ndefs += l.ndefs;
     m->files[m->nfiles++] = l.src;
     l.src = NULL;
