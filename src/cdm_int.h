@@ -156,6 +156,11 @@ struct cdm_driver {
      * to the server (its session is the parent's).  Without it such a
      * connection is never closed in the child. */
     void (*forget)(void *dc);
+    /* Optional: take and release the client library's own process-wide
+     * locks around fork() (called from the manager's fork handlers, the
+     * release in both parent and child). */
+    void (*fork_lock)(void);
+    void (*fork_unlock)(void);
 };
 
 

@@ -118,10 +118,17 @@ static void fork_prepare(void)
         cdm__registry_fork_lock(m->reg);
         pthread_mutex_lock(&m->log_lock);
     }
+    /* Last: the drivers' libraries take none of ours while holding theirs. */
+    for (size_t i = 0; cdm__drivers[i]; i++)
+        if (cdm__drivers[i]->fork_lock)
+            cdm__drivers[i]->fork_lock();
 }
 
 static void fork_release(void)
 {
+    for (size_t i = 0; cdm__drivers[i]; i++)
+        if (cdm__drivers[i]->fork_unlock)
+            cdm__drivers[i]->fork_unlock();
     for (cdm_manager *m = all_managers; m; m = m->next_all) {
         pthread_mutex_unlock(&m->log_lock);
         cdm__registry_fork_unlock(m->reg);

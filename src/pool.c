@@ -175,8 +175,12 @@ void cdm__pool_close_list(cdm_conn *c)
         struct cdm_pool *p = c->pool;
 
         /* Out of the set before the descriptor closes: a child process
-         * may keep the socket open, and with it the registration. */
-        if (c->watched_fd >= 0 && p->epfd >= 0)
+         * may keep the socket open, and with it the registration.  Only
+         * while the driver still has it: a client library that closed it
+         * on an error (libpq does) may have seen the number reused by
+         * another connection, whose registration must stay. */
+        if (c->watched_fd >= 0 && p->epfd >= 0 &&
+            c->drv->socket(c->dc) == c->watched_fd)
             epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->watched_fd, NULL);
         cdm__conn_destroy(c);
         /* Only now is its room free. */

@@ -399,7 +399,7 @@ static int busy_child(void)
  */
 START_TEST(test_fork_while_threads_borrow)
 {
-    enum { N = 4, FORKS = 4, LIMIT_MS = 5000 };
+    enum { N = 4, FORKS = 4, LIMIT_MS = 30000 };
     struct load l[N];
     atomic_int stop;
     int status[FORKS];

@@ -346,6 +346,26 @@ static void *sq_handle(void *dc)
 {
     return dc;
 }
+/* Around fork(): SQLite's process-wide mutexes that a child opening its
+ * own connections needs (the allocator's, taken on every malloc, and the
+ * unix VFS's) are held, so that the child never inherits one locked by a
+ * thread it does not have.  Taken in SQLite's own nesting order (the VFS
+ * mutex allocates while held), released in reverse. */
+static sqlite3_mutex *fork_mutex[2];
+
+static void sq_fork_lock(void)
+{
+    fork_mutex[0] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS1);
+    fork_mutex[1] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_MEM);
+    for (int i = 0; i < 2; i++)
+        sqlite3_mutex_enter(fork_mutex[i]);   /* NULL is a no-op */
+}
+
+static void sq_fork_unlock(void)
+{
+    for (int i = 1; i >= 0; i--)
+        sqlite3_mutex_leave(fork_mutex[i]);
+}
 #endif /* HAVE_SQLITE */
 
 const struct cdm_driver cdm__driver_sqlite = {
@@ -365,5 +385,7 @@ const struct cdm_driver cdm__driver_sqlite = {
     .alive = sq_alive,
     .ping = sq_ping,
     .handle = sq_handle,
+    .fork_lock = sq_fork_lock,
+    .fork_unlock = sq_fork_unlock,
 #endif
 };
