@@ -46,7 +46,8 @@ struct cdm_pool {
     atomic_int nconns;          /* slots not EMPTY, old generations too */
     atomic_int max, ping_ms, lifetime_ms;
     atomic_bool reset;
-    int epfd;                   /* the watcher's epoll set, or -1 */
+    int epfd;                   /* the watcher's epoll set, or -1; fixed
+                                 * at creation (-1 in a forked child) */
 
     /* Written on slow paths only. */
     _Alignas(CACHE_LINE) atomic_int refs;

@@ -239,7 +239,6 @@ int cdm__registry_attach(struct cdm_registry *g, const char *name,
         cdm__resolved_free(r);
         goto out;
     }
-    p->epfd = g->epfd;
     *dead = cdm__pool_configure(p, r, cdm__now_ms());
     kick(g);
 done:
