@@ -705,9 +705,15 @@ static void *sampler_run(void *arg)
 START_TEST(test_restart_under_load)
 {
     const struct drv *d = DRV(_i);
-    const char *extra[] = { "POOL_MaximumItems=4", "POOL_AcquireTimeout=2000",
-                            "LoginTimeout=2", NULL };
-    cdm_manager *m = new_manager(d, extra);
+    /* Limits that make a failure quick, stretched for slow runs (valgrind
+     * serialises the threads: a SCRAM login alone can take seconds). */
+    char acquire[64], login[64];
+    const char *extra[] = { "POOL_MaximumItems=4", acquire, login, NULL };
+    cdm_manager *m;
+
+    snprintf(acquire, sizeof acquire, "POOL_AcquireTimeout=%.0f", limit_ms(2000));
+    snprintf(login, sizeof login, "LoginTimeout=%.0f", limit_ms(2000) / 1000);
+    m = new_manager(d, extra);
     static struct worker w[WORKERS];
     struct load L = { .d = d, .m = m };
     struct sampler smp = { .d = d };
