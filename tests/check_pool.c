@@ -4,6 +4,7 @@
 #include "fault_driver.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1611,6 +1612,9 @@ END_TEST
 
 /* --------------------------------------------------------------- stress */
 
+/* Successful connects of every load thread, for pacing changes. */
+static atomic_long borrows;
+
 struct load {
     pthread_t th;
     const char *name;
@@ -1618,6 +1622,7 @@ struct load {
     int64_t until_ms;        /* 0: until the manager is closed */
     atomic_int *closing;     /* CDM_ERR_CLOSED is fine once set */
     long ok;                 /* successful connects */
+    atomic_bool served;      /* at least one: readable by other threads */
     int errors;
     int first_rc;
     char first_err[512];
@@ -1650,6 +1655,8 @@ static void *load_main(void *arg)
             break;
         }
         l->ok++;
+        atomic_store(&l->served, true);
+        atomic_fetch_add(&borrows, 1);
         rc = cdm_query(c, l->sql, NULL, 0, &r);
         if (rc != CDM_OK)
             load_error(l, rc);
@@ -1739,7 +1746,7 @@ START_TEST(test_stress_changes_and_close)
     enum { N = 12 };
     struct load l[N];
     atomic_int closing;
-    int64_t until;
+    int64_t until, deadline;
     int bad = 0, i = 0, rc;
 
     atomic_init(&closing, 0);
@@ -1747,8 +1754,16 @@ START_TEST(test_stress_changes_and_close)
     atomic_store(&fault.connect_delay_ms, 1);
     for (int t = 0; t < N; t++)
         load_start(&l[t], "P", "SELECT ID", 0, &closing);
+    /* At least 1.2 s of changes, and until every thread has been served
+     * (a slow run, valgrind's, takes longer), within a bound. */
     until = now_ms() + 1200;
-    while (now_ms() < until) {
+    deadline = now_ms() + 120000;
+    for (;;) {
+        int served = 0;
+        for (int t = 0; t < N; t++)
+            served += atomic_load(&l[t].served);
+        if (now_ms() >= deadline || (now_ms() >= until && served == N))
+            break;
         switch (i++ % 3) {
         case 0:
             rc = cdm_manager_close_def(m, "P");
@@ -1761,6 +1776,13 @@ START_TEST(test_stress_changes_and_close)
             break;
         }
         bad += rc != CDM_OK;
+        /* No pause, but no change before some thread has been served
+         * since the last one: valgrind runs one thread at a time, for
+         * long slices, and a changing thread alone on the processor
+         * would keep every pool detached. */
+        for (long seen = atomic_load(&borrows);
+             atomic_load(&borrows) == seen && now_ms() < deadline;)
+            sched_yield();
     }
     atomic_store(&closing, 1);
     rc = cdm_manager_close(m, 5000);

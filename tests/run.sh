@@ -25,6 +25,9 @@ make -s -j"$jobs" check WARN_CFLAGS="-Wall -Wextra -Werror" || {
     exit 1
 }
 make -s check-valgrind
+# A bounded soak (make soak; 60 s by default): 32 threads over SQLite,
+# PostgreSQL and MariaDB pools with changes mixed in.
+make -s soak SOAK_SECONDS=10
 # Every suite again, built with clang under AddressSanitizer + UBSan, then
 # under ThreadSanitizer, each in its own build directory (_asan, _tsan), with
 # the servers still up.  Each prints the logs of failing suites itself.
