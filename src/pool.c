@@ -648,7 +648,6 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
         if ((rc = place(p, c)) == CDM_OK) {
             entry_stamp(c->slot, now, cdm__idle_key(now));
             p->created++;
-            watch(p, c);
             *out = c;
             c = NULL;
         }
@@ -664,6 +663,8 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
         p->nclosing--;
         cdm__pool_room_freed(p);
         pthread_mutex_unlock(&p->lock);
+    } else if (rc == CDM_OK) {
+        watch(p, *out);            /* a system call: no lock held */
     }
     return rc;
 }
