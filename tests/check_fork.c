@@ -193,6 +193,20 @@ static int query_loop(long base, const char *who, char *err, size_t size)
 
 /* Waits up to `limit_ms` for `pid` (polling, never blocking), kills it
  * when the time is up.  Returns its wait status, or -1 if it was killed. */
+/* A child ends by exec'ing a shell that exits with `code`.  Under
+ * valgrind an _exit would run a leak check in the child, where memory
+ * held by the parent's other threads (whose stacks a child does not get)
+ * is unreachable and so "lost": the exec ends it without one, in every
+ * kind of run alike. */
+static void child_exit(int code)
+{
+    char arg[16];
+
+    snprintf(arg, sizeof arg, "%d", code);
+    execl("/bin/sh", "sh", "-c", "exit \"$0\"", arg, (char *)NULL);
+    _exit(code);
+}
+
 static int reap(pid_t pid, int limit_ms)
 {
     int64_t deadline = now_ms() + limit_ms;
@@ -307,7 +321,7 @@ START_TEST(test_fork_fresh_connections)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         close(fds[0]);
-        _exit(child_main(before, fds[1]));
+        child_exit(child_main(before, fds[1]));
     }
     close(fds[1]);
     /* Both loops at once: start when the child is past its checks.  No
@@ -351,8 +365,11 @@ static void *load_main(void *arg)
 {
     struct load *l = arg;
 
+    /* PostgreSQL only: SQLite does not support fork() while another
+     * thread is inside it (a child can block in SQLite's own locks, which
+     * cdm cannot reach; README, "Pools").  The child still uses SQLite. */
     for (long i = 0; !atomic_load(l->stop); i++) {
-        const char *def = i % 2 ? "PGP" : "SQ";
+        const char *def = "PGP";
         cdm_conn *c;
         long n = -1;
 
@@ -423,7 +440,7 @@ START_TEST(test_fork_while_threads_borrow)
     for (int f = 0; f < FORKS; f++) {
         pid_t pid = fork();
         if (pid == 0)
-            _exit(busy_child());
+            child_exit(busy_child());
         status[f] = pid < 0 ? -2 : reap(pid, LIMIT_MS);
     }
     atomic_store(&stop, 1);

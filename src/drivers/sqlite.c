@@ -346,24 +346,33 @@ static void *sq_handle(void *dc)
 {
     return dc;
 }
-/* Around fork(): SQLite's process-wide mutexes that a child opening its
- * own connections needs (the allocator's, taken on every malloc, and the
- * unix VFS's) are held, so that the child never inherits one locked by a
- * thread it does not have.  Taken in SQLite's own nesting order (the VFS
- * mutex allocates while held), released in reverse. */
-static sqlite3_mutex *fork_mutex[2];
+/* Around fork(): SQLite's process-wide mutexes are held, so that a child
+ * opening its own connections never inherits one locked by a thread it
+ * does not have (seen: a child stuck in sqlite3_initialize, and in
+ * sqlite3Malloc).  Taken in SQLite's own nesting order -- initialisation
+ * first, the open list before the VFS (opening a database opens a file),
+ * the page cache before its memory, the allocator, taken inside all of
+ * them, last -- and released in reverse. */
+static const int fork_ids[] = {
+    SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN,
+    SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_LRU,
+    SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_PMEM,
+    SQLITE_MUTEX_STATIC_MEM,
+};
+#define NFORK (sizeof fork_ids / sizeof fork_ids[0])
+static sqlite3_mutex *fork_mutex[NFORK];
 
 static void sq_fork_lock(void)
 {
-    fork_mutex[0] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS1);
-    fork_mutex[1] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_MEM);
-    for (int i = 0; i < 2; i++)
+    for (size_t i = 0; i < NFORK; i++) {
+        fork_mutex[i] = sqlite3_mutex_alloc(fork_ids[i]);
         sqlite3_mutex_enter(fork_mutex[i]);   /* NULL is a no-op */
+    }
 }
 
 static void sq_fork_unlock(void)
 {
-    for (int i = 1; i >= 0; i--)
+    for (size_t i = NFORK; i-- > 0;)
         sqlite3_mutex_leave(fork_mutex[i]);
 }
 #endif /* HAVE_SQLITE */
