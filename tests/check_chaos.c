@@ -24,22 +24,6 @@ static int run_ms;            /* CDM_CHAOS_SECONDS */
 
 enum { THREADS = 32, LEAST = 2, MOST = 6, SAMPLE_MS = 50 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* The definition file with POOL_MaximumItems=max.  Written beside and
  * renamed over, so that a reload never reads half a file.  Asserts
  * nothing (the mutator thread calls it); 0 on success. */
@@ -267,7 +251,7 @@ static void *mutator_main(void *arg)
             x->reloaded++;
             break;
         }
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
     return NULL;
 }
@@ -297,7 +281,7 @@ static void *monitor_main(void *arg)
             k->client_max = mine;
         k->over += n > MOST;
         k->samples++;
-        sleep_ms(SAMPLE_MS);   /* the sampling period */
+        tu_sleep_ms(SAMPLE_MS);   /* the sampling period */
     }
     return NULL;
 }
@@ -333,9 +317,9 @@ START_TEST(test_chaos_sessions_bounded)
         ck_assert_int_eq(pthread_create(&w[i].th, NULL, worker_main, &w[i]), 0);
     }
     ck_assert_int_eq(pthread_create(&x.th, NULL, mutator_main, &x), 0);
-    until = now_ms() + run_ms;
-    while (now_ms() < until)
-        sleep_ms(20);   /* the chaos lasts this long */
+    until = tu_now_ms() + run_ms;
+    while (tu_now_ms() < until)
+        tu_sleep_ms(20);   /* the chaos lasts this long */
     atomic_store(&sh.stop, 1);
     ck_assert_int_eq(pthread_join(x.th, NULL), 0);
     for (int i = 0; i < THREADS; i++)
@@ -375,10 +359,10 @@ START_TEST(test_chaos_sessions_bounded)
     m = NULL;
     {
         /* Backends end a moment after their clients close. */
-        int64_t deadline = now_ms() + 10000;
+        int64_t deadline = tu_now_ms() + 10000;
         int n;
-        while ((n = sessions(k.h)) != 0 && now_ms() < deadline)
-            sleep_ms(20);
+        while ((n = sessions(k.h)) != 0 && tu_now_ms() < deadline)
+            tu_sleep_ms(20);
         ck_assert_msg(n == 0, "%d sessions of %s left 10 s after "
                       "cdm_manager_free", n, app);
     }

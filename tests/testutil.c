@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *tu_fixture(const char *rel)
@@ -59,6 +60,22 @@ char *tu_write(const char *dir, const char *name, const char *content,
                mode_t mode)
 {
     return tu_write_bytes(dir, name, content, strlen(content), mode);
+}
+
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 void tu_log_init(struct tu_log *log)

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cdm.h>
@@ -38,6 +39,29 @@ void tu_log_init(struct tu_log *log);
 void tu_log_fn(int level, const char *message, void *user);
 /* How many recorded messages contain `needle`. */
 int tu_log_count(struct tu_log *log, const char *needle);
+
+/* Milliseconds on the monotonic clock.  Asserts nothing (a forked child
+ * may call it). */
+int64_t tu_now_ms(void);
+/* Sleeps `ms` milliseconds, resuming after a signal.  Asserts nothing. */
+void tu_sleep_ms(int ms);
+
+/* Polls `cond` every 2 ms for at most `limit_ms`.  For waiting on state
+ * another thread reaches, never as a speed target. */
+#define tu_wait_for(cond, limit_ms)                                          \
+    do {                                                                     \
+        int64_t wf_d_ = tu_now_ms() + (limit_ms);                            \
+        while (!(cond) && tu_now_ms() < wf_d_)                               \
+            tu_sleep_ms(2);                                                  \
+    } while (0)
+
+/* The same, then asserts it. */
+#define ck_eventually(cond, limit_ms)                                        \
+    do {                                                                     \
+        tu_wait_for(cond, limit_ms);                                         \
+        ck_assert_msg((cond), "not true within %d ms: %s", (int)(limit_ms),  \
+                      #cond);                                                \
+    } while (0)
 
 /* Asserts that `status` is `want`, printing cdm_errmsg() when not. */
 #define ck_status(status, want)                                              \
