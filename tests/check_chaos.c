@@ -372,30 +372,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- main */
 
-/* CDM_CHAOS_SECONDS (e.g. "3"), else 30 s; at most 600 s. */
-static int chaos_ms(void)
-{
-    const char *v = getenv("CDM_CHAOS_SECONDS");
-    char *end;
-    double s;
-
-    if (!v || !*v)
-        return 30000;
-    s = strtod(v, &end);
-    if (*end || !(s > 0)) {
-        printf("CDM_CHAOS_SECONDS='%s' is not a positive number; using 30\n", v);
-        return 30000;
-    }
-    return s > 600 ? 600000 : s < 0.1 ? 100 : (int)(s * 1000);
-}
-
 int main(void)
 {
     Suite *s = suite_create("chaos");
     TCase *tc = tcase_create("chaos");
 
     tu_need_server("PG", &pg);
-    run_ms = chaos_ms();
+    /* CDM_CHAOS_SECONDS (e.g. "3"), else 30 s. */
+    run_ms = tu_env_ms("CDM_CHAOS_SECONDS", 30000, 100);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, run_ms / 1000.0 * 2 + 60);
     suite_add_tcase(s, tc);

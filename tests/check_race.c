@@ -515,23 +515,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- main */
 
-/* CDM_RACE_SECONDS (e.g. "0.5" or "20"), else 2.5 s; at most 600 s. */
-static int race_ms(void)
-{
-    const char *v = getenv("CDM_RACE_SECONDS");
-    char *end;
-    double s;
-
-    if (!v || !*v)
-        return 2500;
-    s = strtod(v, &end);
-    if (*end || !(s > 0)) {
-        printf("CDM_RACE_SECONDS='%s' is not a positive number; using 2.5\n", v);
-        return 2500;
-    }
-    return s > 600 ? 600000 : s < 0.05 ? 50 : (int)(s * 1000);
-}
-
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -540,7 +523,8 @@ int main(void)
     TCase *tl = tcase_create("limit");
     TCase *all[] = { tr, tf, tl };
 
-    run_ms = race_ms();
+    /* CDM_RACE_SECONDS (e.g. "0.5" or "20"), else 2.5 s. */
+    run_ms = tu_env_ms("CDM_RACE_SECONDS", 2500, 50);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
         /* The hammering time plus room for slow (sanitized) builds. */

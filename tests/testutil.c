@@ -228,6 +228,23 @@ void tu_private_servers(void)
     fclose(f);
 }
 
+int tu_env_ms(const char *name, int fallback_ms, int least_ms)
+{
+    const char *v = getenv(name);
+    char *end;
+    double s;
+
+    if (!v || !*v)
+        return fallback_ms;
+    s = strtod(v, &end);
+    if (*end || !(s > 0)) {
+        printf("%s='%s' is not a positive number; using %g\n", name, v,
+               fallback_ms / 1000.0);
+        return fallback_ms;
+    }
+    return s > 600 ? 600000 : s < least_ms / 1000.0 ? least_ms : (int)(s * 1000);
+}
+
 int tu_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

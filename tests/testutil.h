@@ -102,6 +102,11 @@ char *tu_servers(const char *fmt, ...);
  * restart servers, so that suites running beside them are not cut off. */
 void tu_private_servers(void);
 
+/* The seconds in environment variable `name` (e.g. "0.5") as ms, at
+ * least `least_ms` and at most 600 s; `fallback_ms` when unset, or (saying
+ * so) when not a positive number.  For how long a hammering test runs. */
+int tu_env_ms(const char *name, int fallback_ms, int least_ms);
+
 /* Runs the suite and returns the process exit status. */
 int tu_run(Suite *s);
 
