@@ -1,8 +1,8 @@
 /* check_chaos.c - 32 threads on one pooled PostgreSQL definition while its limit changes, its pool is closed and its file reloaded: the server never sees more sessions than the largest limit in force, and none once the manager is freed. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "testsrv.h"
 
-#include <dirent.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,85 +53,14 @@ static int write_defs(int max)
 /* A plain libpq connection, not through cdm, for counting sessions. */
 static PGconn *admin_connect(void)
 {
-    const char *keys[] = { "host", "port", "dbname", "user", "password",
-                           "application_name", NULL };
-    const char *vals[] = { pg.host, pg.port, pg.db, pg.user, pg.password,
-                           "cdm_chaos_monitor", NULL };
-    PGconn *h = PQconnectdbParams(keys, vals, 0);
-
-    if (PQstatus(h) != CONNECTION_OK) {
-        fprintf(stderr, "chaos: monitor connection: %s", PQerrorMessage(h));
-        PQfinish(h);
-        return NULL;
-    }
-    return h;
+    return tu_pg_monitor(pg.host, pg.port, pg.db, pg.user, pg.password,
+                         "cdm_chaos_monitor", "chaos: monitor connection");
 }
 
 /* Server sessions of the pooled definition now, or -1. */
 static int sessions(PGconn *h)
 {
-    const char *params[] = { app };
-    PGresult *r = PQexecParams(h, "SELECT count(*) FROM pg_stat_activity "
-                               "WHERE application_name = $1", 1, NULL,
-                               params, NULL, NULL, 0);
-    int n = -1;
-
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
-}
-
-/* This process's TCP connections to `port` (ESTABLISHED), other than the
- * socket with inode `skip`: the client side's own count of physical
- * connections, from /proc/net/tcp and /proc/self/fd.  Unlike the
- * server's count it does not lag behind a close.  -1 if unreadable. */
-static int client_sockets(unsigned port, unsigned long skip)
-{
-    static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
-    unsigned long inodes[1024];
-    int ninodes = 0, n = 0;
-    char line[512], link[64], fdpath[300];
-    struct dirent *e;
-    DIR *d;
-
-    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
-        FILE *f = fopen(tables[t], "r");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f)) {
-            char rem[64];
-            unsigned st, rport;
-            unsigned long inode;
-            char *colon;
-            if (sscanf(line, " %*s %*s %63s %x %*s %*s %*s %*s %*s %lu",
-                       rem, &st, &inode) != 3 || !(colon = strrchr(rem, ':')))
-                continue;
-            rport = (unsigned)strtoul(colon + 1, NULL, 16);
-            if (rport == port && st == 1 && inode != skip && ninodes < 1024)
-                inodes[ninodes++] = inode;
-        }
-        fclose(f);
-    }
-    if (!(d = opendir("/proc/self/fd")))
-        return -1;
-    while ((e = readdir(d))) {
-        unsigned long inode;
-        ssize_t len;
-        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%s", e->d_name);
-        if ((len = readlink(fdpath, link, sizeof link - 1)) <= 0)
-            continue;
-        link[len] = '\0';
-        if (sscanf(link, "socket:[%lu]", &inode) != 1)
-            continue;
-        for (int i = 0; i < ninodes; i++)
-            if (inodes[i] == inode) {
-                n++;
-                break;
-            }
-    }
-    closedir(d);
-    return n;
+    return tu_pg_sessions(h, app);
 }
 
 static void setup(void)
@@ -262,7 +191,7 @@ struct monitor {
     PGconn *h;
     unsigned long own;          /* inode of h's socket */
     int max, over, failed;
-    int client_max;             /* by client_sockets(), for the message */
+    int client_max;             /* by tu_client_sockets(), for the message */
     long samples;
 };
 
@@ -272,7 +201,7 @@ static void *monitor_main(void *arg)
 
     while (!atomic_load(&k->sh->stop)) {
         int n = sessions(k->h);
-        int mine = client_sockets((unsigned)atoi(pg.port), k->own);
+        int mine = tu_client_sockets((unsigned)atoi(pg.port), k->own);
         if (n < 0)
             k->failed++;
         if (n > k->max)
@@ -308,7 +237,7 @@ START_TEST(test_chaos_sessions_bounded)
         ck_assert_int_eq(fstat(PQsocket(k.h), &sb), 0);
         k.own = (unsigned long)sb.st_ino;
     }
-    ck_assert_int_eq(client_sockets((unsigned)atoi(pg.port), k.own), 0);
+    ck_assert_int_eq(tu_client_sockets((unsigned)atoi(pg.port), k.own), 0);
     ck_assert_int_eq(sessions(k.h), 0);
     ck_assert_int_eq(pthread_create(&k.th, NULL, monitor_main, &k), 0);
     for (int i = 0; i < THREADS; i++) {
