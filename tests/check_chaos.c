@@ -1,8 +1,8 @@
 /* check_chaos.c - 32 threads on one pooled PostgreSQL definition while its limit changes, its pool is closed and its file reloaded: the server never sees more sessions than the largest limit in force, and none once the manager is freed. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "testsrv.h"
 
-#include <dirent.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,22 +23,6 @@ static char app[64];          /* ApplicationName of the pooled definition */
 static int run_ms;            /* CDM_CHAOS_SECONDS */
 
 enum { THREADS = 32, LEAST = 2, MOST = 6, SAMPLE_MS = 50 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
 
 /* The definition file with POOL_MaximumItems=max.  Written beside and
  * renamed over, so that a reload never reads half a file.  Asserts
@@ -69,85 +53,14 @@ static int write_defs(int max)
 /* A plain libpq connection, not through cdm, for counting sessions. */
 static PGconn *admin_connect(void)
 {
-    const char *keys[] = { "host", "port", "dbname", "user", "password",
-                           "application_name", NULL };
-    const char *vals[] = { pg.host, pg.port, pg.db, pg.user, pg.password,
-                           "cdm_chaos_monitor", NULL };
-    PGconn *h = PQconnectdbParams(keys, vals, 0);
-
-    if (PQstatus(h) != CONNECTION_OK) {
-        fprintf(stderr, "chaos: monitor connection: %s", PQerrorMessage(h));
-        PQfinish(h);
-        return NULL;
-    }
-    return h;
+    return tu_pg_monitor(pg.host, pg.port, pg.db, pg.user, pg.password,
+                         "cdm_chaos_monitor", "chaos: monitor connection");
 }
 
 /* Server sessions of the pooled definition now, or -1. */
 static int sessions(PGconn *h)
 {
-    const char *params[] = { app };
-    PGresult *r = PQexecParams(h, "SELECT count(*) FROM pg_stat_activity "
-                               "WHERE application_name = $1", 1, NULL,
-                               params, NULL, NULL, 0);
-    int n = -1;
-
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
-}
-
-/* This process's TCP connections to `port` (ESTABLISHED), other than the
- * socket with inode `skip`: the client side's own count of physical
- * connections, from /proc/net/tcp and /proc/self/fd.  Unlike the
- * server's count it does not lag behind a close.  -1 if unreadable. */
-static int client_sockets(unsigned port, unsigned long skip)
-{
-    static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
-    unsigned long inodes[1024];
-    int ninodes = 0, n = 0;
-    char line[512], link[64], fdpath[300];
-    struct dirent *e;
-    DIR *d;
-
-    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
-        FILE *f = fopen(tables[t], "r");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f)) {
-            char rem[64];
-            unsigned st, rport;
-            unsigned long inode;
-            char *colon;
-            if (sscanf(line, " %*s %*s %63s %x %*s %*s %*s %*s %*s %lu",
-                       rem, &st, &inode) != 3 || !(colon = strrchr(rem, ':')))
-                continue;
-            rport = (unsigned)strtoul(colon + 1, NULL, 16);
-            if (rport == port && st == 1 && inode != skip && ninodes < 1024)
-                inodes[ninodes++] = inode;
-        }
-        fclose(f);
-    }
-    if (!(d = opendir("/proc/self/fd")))
-        return -1;
-    while ((e = readdir(d))) {
-        unsigned long inode;
-        ssize_t len;
-        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%s", e->d_name);
-        if ((len = readlink(fdpath, link, sizeof link - 1)) <= 0)
-            continue;
-        link[len] = '\0';
-        if (sscanf(link, "socket:[%lu]", &inode) != 1)
-            continue;
-        for (int i = 0; i < ninodes; i++)
-            if (inodes[i] == inode) {
-                n++;
-                break;
-            }
-    }
-    closedir(d);
-    return n;
+    return tu_pg_sessions(h, app);
 }
 
 static void setup(void)
@@ -267,7 +180,7 @@ static void *mutator_main(void *arg)
             x->reloaded++;
             break;
         }
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
     return NULL;
 }
@@ -278,7 +191,7 @@ struct monitor {
     PGconn *h;
     unsigned long own;          /* inode of h's socket */
     int max, over, failed;
-    int client_max;             /* by client_sockets(), for the message */
+    int client_max;             /* by tu_client_sockets(), for the message */
     long samples;
 };
 
@@ -288,7 +201,7 @@ static void *monitor_main(void *arg)
 
     while (!atomic_load(&k->sh->stop)) {
         int n = sessions(k->h);
-        int mine = client_sockets((unsigned)atoi(pg.port), k->own);
+        int mine = tu_client_sockets((unsigned)atoi(pg.port), k->own);
         if (n < 0)
             k->failed++;
         if (n > k->max)
@@ -297,7 +210,7 @@ static void *monitor_main(void *arg)
             k->client_max = mine;
         k->over += n > MOST;
         k->samples++;
-        sleep_ms(SAMPLE_MS);   /* the sampling period */
+        tu_sleep_ms(SAMPLE_MS);   /* the sampling period */
     }
     return NULL;
 }
@@ -324,7 +237,7 @@ START_TEST(test_chaos_sessions_bounded)
         ck_assert_int_eq(fstat(PQsocket(k.h), &sb), 0);
         k.own = (unsigned long)sb.st_ino;
     }
-    ck_assert_int_eq(client_sockets((unsigned)atoi(pg.port), k.own), 0);
+    ck_assert_int_eq(tu_client_sockets((unsigned)atoi(pg.port), k.own), 0);
     ck_assert_int_eq(sessions(k.h), 0);
     ck_assert_int_eq(pthread_create(&k.th, NULL, monitor_main, &k), 0);
     for (int i = 0; i < THREADS; i++) {
@@ -333,9 +246,9 @@ START_TEST(test_chaos_sessions_bounded)
         ck_assert_int_eq(pthread_create(&w[i].th, NULL, worker_main, &w[i]), 0);
     }
     ck_assert_int_eq(pthread_create(&x.th, NULL, mutator_main, &x), 0);
-    until = now_ms() + run_ms;
-    while (now_ms() < until)
-        sleep_ms(20);   /* the chaos lasts this long */
+    until = tu_now_ms() + run_ms;
+    while (tu_now_ms() < until)
+        tu_sleep_ms(20);   /* the chaos lasts this long */
     atomic_store(&sh.stop, 1);
     ck_assert_int_eq(pthread_join(x.th, NULL), 0);
     for (int i = 0; i < THREADS; i++)
@@ -375,10 +288,10 @@ START_TEST(test_chaos_sessions_bounded)
     m = NULL;
     {
         /* Backends end a moment after their clients close. */
-        int64_t deadline = now_ms() + 10000;
+        int64_t deadline = tu_now_ms() + 10000;
         int n;
-        while ((n = sessions(k.h)) != 0 && now_ms() < deadline)
-            sleep_ms(20);
+        while ((n = sessions(k.h)) != 0 && tu_now_ms() < deadline)
+            tu_sleep_ms(20);
         ck_assert_msg(n == 0, "%d sessions of %s left 10 s after "
                       "cdm_manager_free", n, app);
     }
@@ -388,30 +301,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- main */
 
-/* CDM_CHAOS_SECONDS (e.g. "3"), else 30 s; at most 600 s. */
-static int chaos_ms(void)
-{
-    const char *v = getenv("CDM_CHAOS_SECONDS");
-    char *end;
-    double s;
-
-    if (!v || !*v)
-        return 30000;
-    s = strtod(v, &end);
-    if (*end || !(s > 0)) {
-        printf("CDM_CHAOS_SECONDS='%s' is not a positive number; using 30\n", v);
-        return 30000;
-    }
-    return s > 600 ? 600000 : s < 0.1 ? 100 : (int)(s * 1000);
-}
-
 int main(void)
 {
     Suite *s = suite_create("chaos");
     TCase *tc = tcase_create("chaos");
 
     tu_need_server("PG", &pg);
-    run_ms = chaos_ms();
+    /* CDM_CHAOS_SECONDS (e.g. "3"), else 30 s. */
+    run_ms = tu_env_ms("CDM_CHAOS_SECONDS", 30000, 100);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, run_ms / 1000.0 * 2 + 60);
     suite_add_tcase(s, tc);

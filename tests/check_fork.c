@@ -36,22 +36,6 @@ static char *dir;
 
 enum { LOOPS = 500, WRITE_EVERY = 10, CHILD_LIMIT_MS = 30000 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static void setup(void)
 {
     char db[4200];
@@ -209,7 +193,7 @@ static void child_exit(int code)
 
 static int reap(pid_t pid, int limit_ms)
 {
-    int64_t deadline = now_ms() + limit_ms;
+    int64_t deadline = tu_now_ms() + limit_ms;
     int status;
 
     for (;;) {
@@ -218,9 +202,9 @@ static int reap(pid_t pid, int limit_ms)
             return status;
         if (r < 0 && errno != EINTR)
             return -2;
-        if (now_ms() >= deadline)
+        if (tu_now_ms() >= deadline)
             break;
-        sleep_ms(2);
+        tu_sleep_ms(2);
     }
     kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -244,12 +228,12 @@ static int reap(pid_t pid, int limit_ms)
  * file (the child is gone); -1: time out. */
 static int wait_byte(int fd, int limit_ms)
 {
-    int64_t deadline = now_ms() + limit_ms;
+    int64_t deadline = tu_now_ms() + limit_ms;
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     char b;
 
     for (;;) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - tu_now_ms());
         if (left <= 0)
             return -1;
         if (poll(&pfd, 1, left) > 0)
@@ -447,15 +431,15 @@ START_TEST(test_fork_while_threads_borrow)
     {
         /* A thread whose connection a child took over may wait forever
          * for an answer the child read: fail rather than hang. */
-        int64_t deadline = now_ms() + LIMIT_MS;
+        int64_t deadline = tu_now_ms() + LIMIT_MS;
         int stuck;
         for (;;) {
             stuck = 0;
             for (int i = 0; i < N; i++)
                 stuck += !atomic_load(&l[i].done);
-            if (!stuck || now_ms() >= deadline)
+            if (!stuck || tu_now_ms() >= deadline)
                 break;
-            sleep_ms(2);
+            tu_sleep_ms(2);
         }
         printf("fork: %d children forked under load:", FORKS);
         for (int f = 0; f < FORKS; f++)

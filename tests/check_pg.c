@@ -127,14 +127,6 @@ static int mentions_number(const char *s, long n)
     ck_assert_msg(mentions_number(cdm_errmsg(), (n)),                        \
                   "errmsg '%s' lacks the number %ld", cdm_errmsg(), (long)(n))
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Terminates server process `pid` as the admin and waits (up to 1 s)
  * until it is gone: out of pg_stat_activity and its process exited, so
  * its socket is closed.  Looks through `watcher`, another connection. */
@@ -142,7 +134,7 @@ static void kill_backend(cdm_conn *watcher, long pid)
 {
     char path[64], num[24];
     char *out = tu_servers("psql \"SELECT pg_terminate_backend(%ld)\"", pid);
-    long long deadline = now_ms() + 1000;
+    long long deadline = tu_now_ms() + 1000;
 
     ck_assert_msg(out != NULL, "servers.sh psql failed");
     ck_assert_str_eq(out, "t");
@@ -157,7 +149,7 @@ static void kill_backend(cdm_conn *watcher, long pid)
         free(n);
         if (!listed && access(path, F_OK) != 0)
             return;
-        ck_assert_msg(now_ms() < deadline,
+        ck_assert_msg(tu_now_ms() < deadline,
                       "backend %ld still there 1 s after pg_terminate_backend",
                       pid);
         usleep(10000);

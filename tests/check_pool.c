@@ -29,39 +29,6 @@ static void teardown(void)
     m = NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* Polls `cond` every 2 ms for at most `limit_ms`.  For waiting on state
- * another thread reaches, never as a speed target. */
-#define wait_for(cond, limit_ms)                                             \
-    do {                                                                     \
-        int64_t wf_d_ = now_ms() + (limit_ms);                               \
-        while (!(cond) && now_ms() < wf_d_)                                  \
-            sleep_ms(2);                                                     \
-    } while (0)
-
-/* The same, then asserts it. */
-#define ck_eventually(cond, limit_ms)                                        \
-    do {                                                                     \
-        wait_for(cond, limit_ms);                                            \
-        ck_assert_msg((cond), "not true within %d ms: %s", (int)(limit_ms),  \
-                      #cond);                                                \
-    } while (0)
-
 /* Adds the pooled Fault definition `name` (Database=x) with the extra
  * "Key=Value" parameters in the NULL-terminated `extra`. */
 static void add_pool(const char *name, const char *const *extra)
@@ -152,9 +119,9 @@ static void *job_main(void *arg)
 {
     struct job *j = arg;
 
-    j->t0 = now_ms();
+    j->t0 = tu_now_ms();
     j->rc = cdm_connect(m, j->name, &j->c);
-    j->t1 = now_ms();
+    j->t1 = tu_now_ms();
     if (j->rc == CDM_OK)
         j->id = try_num(j->c, "SELECT ID");
     else
@@ -189,9 +156,9 @@ static void *closer_main(void *arg)
 {
     struct closer *k = arg;
 
-    k->t0 = now_ms();
+    k->t0 = tu_now_ms();
     k->rc = cdm_manager_close(m, k->timeout_ms);
-    k->t1 = now_ms();
+    k->t1 = tu_now_ms();
     return NULL;
 }
 
@@ -473,9 +440,9 @@ START_TEST(test_full_fails_at_once_with_zero_timeout)
 
     POOL("Orders", "POOL_MaximumItems=1", "POOL_AcquireTimeout=0");
     c = get("Orders");
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_connect(m, "Orders", &c2), CDM_ERR_POOL_FULL);
-    ck_assert_int_lt(now_ms() - t0, 1000);
+    ck_assert_int_lt(tu_now_ms() - t0, 1000);
     ck_assert_ptr_null(c2);
     ck_errmsg_has("Orders");
     s = st("Orders");
@@ -495,9 +462,9 @@ START_TEST(test_full_waits_then_fails)
 
     POOL("Orders", "POOL_MaximumItems=1", "POOL_AcquireTimeout=300");
     c = get("Orders");
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_connect(m, "Orders", &c2), CDM_ERR_POOL_FULL);
-    took = now_ms() - t0;
+    took = tu_now_ms() - t0;
     ck_assert_msg(took >= 250, "waited only %lld ms", (long long)took);
     ck_errmsg_has("Orders");
     s = st("Orders");
@@ -524,7 +491,7 @@ START_TEST(test_waiter_gets_returned_connection)
     id = ID(c);
     job_start(&j, "P");
     ck_eventually(st("P").waiting == 1, 2000);
-    t = now_ms();
+    t = tu_now_ms();
     cdm_disconnect(c);
     job_join(&j);
     ck_status(j.rc, CDM_OK);
@@ -1121,7 +1088,7 @@ START_TEST(test_raising_limit_lets_waiter_proceed)
     b = get("P");
     job_start(&j, "P");
     ck_eventually(st("P").waiting == 1, 2000);
-    t = now_ms();
+    t = tu_now_ms();
     ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "4"), CDM_OK);
     job_join(&j);
     ck_status(j.rc, CDM_OK);
@@ -1461,9 +1428,9 @@ START_TEST(test_close_busy_after_timeout)
 
     POOL("P", "POOL_MaximumItems=4");
     c = get("P");
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 200), CDM_ERR_BUSY);
-    took = now_ms() - t0;
+    took = tu_now_ms() - t0;
     ck_assert_msg(took >= 150, "close gave up after %lld ms", (long long)took);
     ck_assert_int_eq(ID(c), 1);          /* still works */
     ck_assert_int_eq(fault.closes, 0);
@@ -1499,9 +1466,9 @@ START_TEST(test_close_returns_early_when_returned)
     atomic_init(&r.started, 0);
     ck_assert_int_eq(pthread_create(&th, NULL, returner_main, &r), 0);
     ck_eventually(atomic_load(&r.started), 2000);
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 60000), CDM_OK);
-    took = now_ms() - t0;
+    took = tu_now_ms() - t0;
     pthread_join(th, NULL);
     /* Returned when the connection came back, not at its time limit. */
     ck_assert_msg(took < 30000, "close took %lld ms", (long long)took);
@@ -1519,9 +1486,9 @@ START_TEST(test_close_joins_cleanup_thread_at_once)
     /* The cleanup thread has run and waits for its next due time, an
      * hour away: a close that waited for it would hit the test timeout. */
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 0), CDM_OK);
-    took = now_ms() - t0;
+    took = tu_now_ms() - t0;
     printf("close with the cleanup thread waiting took %lld ms\n", (long long)took);
 }
 END_TEST
@@ -1557,7 +1524,7 @@ START_TEST(test_close_wakes_waiters)
     for (int i = 0; i < N; i++)
         job_start(&j[i], "P");
     ck_eventually(st("P").waiting == N, 2000);
-    t0 = now_ms();
+    t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
     for (int i = 0; i < N; i++) {
         job_join(&j[i]);
@@ -1591,10 +1558,10 @@ START_TEST(test_close_refuses_connects_from_known_pool)
     ck_eventually(st("P").opening == 1, 2000);
     ck_assert_int_eq(pthread_create(&k.th, NULL, closer_main, &k), 0);
     /* The close is under way once a connect elsewhere is refused. */
-    deadline = now_ms() + 2000;
-    while ((rcq = cdm_connect(m, "Q", &q)) == CDM_OK && now_ms() < deadline) {
+    deadline = tu_now_ms() + 2000;
+    while ((rcq = cdm_connect(m, "Q", &q)) == CDM_OK && tu_now_ms() < deadline) {
         cdm_disconnect(q);
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     rc = cdm_connect(m, "P", &c);
     if (rc == CDM_OK)
@@ -1645,7 +1612,7 @@ static void *load_main(void *arg)
         cdm_result *r = NULL;
         int rc;
 
-        if (l->until_ms && now_ms() >= l->until_ms)
+        if (l->until_ms && tu_now_ms() >= l->until_ms)
             break;
         rc = cdm_connect(m, l->name, &c);
         if (rc == CDM_ERR_CLOSED && l->closing && atomic_load(l->closing))
@@ -1685,13 +1652,13 @@ static void stress(const char *name, const char *sql, int max, int ms)
 {
     enum { N = 16 };
     struct load l[N];
-    int64_t until = now_ms() + ms;
+    int64_t until = tu_now_ms() + ms;
     long ok = 0, samples = 0, over = 0, skew = 0;
     cdm_pool_stats s;
 
     for (int i = 0; i < N; i++)
         load_start(&l[i], name, sql, until, NULL);
-    while (now_ms() < until) {
+    while (tu_now_ms() < until) {
         s = st(name);
         samples++;
         if (s.total + s.opening > max)
@@ -1699,7 +1666,7 @@ static void stress(const char *name, const char *sql, int max, int ms)
         /* Physical connections, counted by the driver, not the pool. */
         if (atomic_load(&fault.open_now) > max)
             skew++;
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     for (int i = 0; i < N; i++)
         pthread_join(l[i].th, NULL);
@@ -1756,13 +1723,13 @@ START_TEST(test_stress_changes_and_close)
         load_start(&l[t], "P", "SELECT ID", 0, &closing);
     /* At least 1.2 s of changes, and until every thread has been served
      * (a slow run, valgrind's, takes longer), within a bound. */
-    until = now_ms() + 1200;
-    deadline = now_ms() + 120000;
+    until = tu_now_ms() + 1200;
+    deadline = tu_now_ms() + 120000;
     for (;;) {
         int served = 0;
         for (int t = 0; t < N; t++)
             served += atomic_load(&l[t].served);
-        if (now_ms() >= deadline || (now_ms() >= until && served == N))
+        if (tu_now_ms() >= deadline || (tu_now_ms() >= until && served == N))
             break;
         switch (i++ % 3) {
         case 0:
@@ -1781,7 +1748,7 @@ START_TEST(test_stress_changes_and_close)
          * long slices, and a changing thread alone on the processor
          * would keep every pool detached. */
         for (long seen = atomic_load(&borrows);
-             atomic_load(&borrows) == seen && now_ms() < deadline;)
+             atomic_load(&borrows) == seen && tu_now_ms() < deadline;)
             sched_yield();
     }
     atomic_store(&closing, 1);

@@ -29,33 +29,6 @@ static void teardown(void)
     m = NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* Polls `cond` every 2 ms for at most `limit_ms`, then asserts it.  For
- * state another thread reaches, never as a speed target. */
-#define ck_eventually(cond, limit_ms)                                        \
-    do {                                                                     \
-        int64_t ev_d_ = now_ms() + (limit_ms);                               \
-        while (!(cond) && now_ms() < ev_d_)                                  \
-            sleep_ms(2);                                                     \
-        ck_assert_msg((cond), "not true within %d ms: %s", (int)(limit_ms),  \
-                      #cond);                                                \
-    } while (0)
-
 static cdm_pool_stats st(const char *name)
 {
     cdm_pool_stats s;
@@ -349,9 +322,9 @@ START_TEST(test_race_connect_while_changing)
     x.stop = &stop;
     workers_start(w, N, race_defs, 3, &stop, NULL);
     ck_assert_int_eq(pthread_create(&x.th, NULL, mutator_main, &x), 0);
-    until = now_ms() + run_ms;
-    while (now_ms() < until)
-        sleep_ms(10);   /* the hammering lasts this long */
+    until = tu_now_ms() + run_ms;
+    while (tu_now_ms() < until)
+        tu_sleep_ms(10);   /* the hammering lasts this long */
     atomic_store(&stop, 1);
     ck_assert_int_eq(pthread_join(x.th, NULL), 0);
     workers_join(w, N);
@@ -395,7 +368,7 @@ END_TEST
 START_TEST(test_race_free_while_returning)
 {
     enum { N = 8 };
-    int64_t until = now_ms() + run_ms;
+    int64_t until = tu_now_ms() + run_ms;
     int rounds = 0;
     long changes = 0;
     int changes_failed = 0;
@@ -408,14 +381,14 @@ START_TEST(test_race_free_while_returning)
         struct tally sum;
         pthread_barrier_t barrier;
         atomic_int stop;
-        int64_t round_end = now_ms() + 100;
+        int64_t round_end = tu_now_ms() + 100;
 
         ck_status(cdm_manager_new(&m), CDM_OK);
         add_race_defs();
         atomic_init(&stop, 0);
         ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, N + 1), 0);
         workers_start(w, N, race_defs, 3, &stop, &barrier);
-        for (long i = rounds; now_ms() < round_end; i++)
+        for (long i = rounds; tu_now_ms() < round_end; i++)
             mutate(i, &changes, &changes_failed, first_change,
                    sizeof first_change);
         /* Room for every worker to hold one of each. */
@@ -437,7 +410,7 @@ START_TEST(test_race_free_while_returning)
                       "round %d: %d Fault connections still open after the "
                       "free and every return", rounds,
                       atomic_load(&fault.open_now));
-    } while (now_ms() < until);
+    } while (tu_now_ms() < until);
     printf("race: %d rounds of free-while-returning, %ld changes, "
            "%d Fault connects\n", rounds, changes,
            atomic_load(&fault.connects));
@@ -499,8 +472,8 @@ START_TEST(test_limit_is_a_bound)
     k.stop = &stop;
     ck_assert_int_eq(pthread_create(&k.th, NULL, monitor_main, &k), 0);
     workers_start(w, N, defs, 1, &stop, NULL);
-    until = now_ms() + run_ms;
-    for (long i = 0; now_ms() < until; i++) {
+    until = tu_now_ms() + run_ms;
+    for (long i = 0; tu_now_ms() < until; i++) {
         char v[16];
         int rc;
         if (i % 2) {
@@ -542,23 +515,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- main */
 
-/* CDM_RACE_SECONDS (e.g. "0.5" or "20"), else 2.5 s; at most 600 s. */
-static int race_ms(void)
-{
-    const char *v = getenv("CDM_RACE_SECONDS");
-    char *end;
-    double s;
-
-    if (!v || !*v)
-        return 2500;
-    s = strtod(v, &end);
-    if (*end || !(s > 0)) {
-        printf("CDM_RACE_SECONDS='%s' is not a positive number; using 2.5\n", v);
-        return 2500;
-    }
-    return s > 600 ? 600000 : s < 0.05 ? 50 : (int)(s * 1000);
-}
-
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -567,7 +523,8 @@ int main(void)
     TCase *tl = tcase_create("limit");
     TCase *all[] = { tr, tf, tl };
 
-    run_ms = race_ms();
+    /* CDM_RACE_SECONDS (e.g. "0.5" or "20"), else 2.5 s. */
+    run_ms = tu_env_ms("CDM_RACE_SECONDS", 2500, 50);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
         /* The hammering time plus room for slow (sanitized) builds. */

@@ -113,14 +113,6 @@ static double ms_between(int64_t from, int64_t to)
     return (double)(to - from) / 1e6;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* A time limit in ms, scaled like Check's own timeouts. */
 static double limit_ms(double ms)
 {
@@ -195,7 +187,7 @@ static bool wait_num(const struct drv *d, const char *fmt, long id, long want,
             return true;
         if (now_ns() > end)
             return false;
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
 }
 
@@ -209,7 +201,7 @@ static bool wait_sessions(const struct drv *d, long want, double ms, long *last)
             return true;
         if (now_ns() > end)
             return false;
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
 }
 
@@ -398,7 +390,7 @@ START_TEST(test_idle_killed_retired_by_watcher)
         s = stats(m);
         if (s.destroyed == 1)
             break;
-        sleep_ms(5);
+        tu_sleep_ms(5);
     } while (now_ns() < end);
     ck_assert_msg(s.destroyed == 1 && s.total == 0, "%s: the killed idle "
                   "connection is still in the pool (total %lld, destroyed %lld)",
@@ -697,7 +689,7 @@ static void *sampler_run(void *arg)
             if (n > s->max)
                 s->max = n;
         }
-        sleep_ms(20);
+        tu_sleep_ms(20);
     }
     return NULL;
 }
@@ -741,21 +733,21 @@ START_TEST(test_restart_under_load)
 
     /* No assert until the threads are joined (CK_FORK=no longjmps).  About
      * 1 s of load, and every thread has had its turn (valgrind is slow). */
-    sleep_ms(1000);
+    tu_sleep_ms(1000);
     for (int64_t end = now_ns() + (int64_t)(limit_ms(5000) * 1e6);
          atomic_load(&L.threads_ok) < WORKERS && now_ns() < end;)
-        sleep_ms(10);
+        tu_sleep_ms(10);
     t_stop = now_ns();
     atomic_store(&L.stop_ns, t_stop);
     stop_ok = servers_run("%s", d->stop);
     t_stopped = now_ns();
-    sleep_ms(1500);
+    tu_sleep_ms(1500);
     atomic_store(&smp.probe_from, now_ns());
     start_ok = servers_run("%s", d->start);
     t_started = now_ns();   /* the server accepts logins again */
     atomic_store(&smp.probe_to, t_started + 100000000);
     atomic_store(&L.started_ns, t_started);
-    sleep_ms(3000);
+    tu_sleep_ms(3000);
     atomic_store(&L.stop, true);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(w[i].th, NULL);

@@ -17,7 +17,6 @@
  * size may exceed the first quarter's by 20% plus 2 MB at most.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,6 +31,7 @@
 #include <cdm.h>
 
 #include "config.h"
+#include "testsrv.h"
 #if HAVE_POSTGRESQL
 #include <libpq-fe.h>
 #endif
@@ -130,34 +130,10 @@ static int write_ini(void)
 #if HAVE_POSTGRESQL
 static PGconn *pg_admin(void)
 {
-    const char *keys[] = { "host", "port", "dbname", "user", "password",
-                           "application_name", NULL };
-    const char *vals[] = { env("CDM_TEST_PG_HOST"), env("CDM_TEST_PG_PORT"),
-                           env("CDM_TEST_PG_DB"), env("CDM_TEST_PG_USER"),
-                           env("CDM_TEST_PG_PASSWORD"), "cdm_soak_monitor",
-                           NULL };
-    PGconn *h = PQconnectdbParams(keys, vals, 0);
-
-    if (PQstatus(h) != CONNECTION_OK) {
-        fprintf(stderr, "soak: PostgreSQL monitor: %s", PQerrorMessage(h));
-        PQfinish(h);
-        return NULL;
-    }
-    return h;
-}
-
-static int pg_sessions(PGconn *h)
-{
-    const char *params[] = { app };
-    PGresult *r = PQexecParams(h, "SELECT count(*) FROM pg_stat_activity "
-                               "WHERE application_name = $1", 1, NULL,
-                               params, NULL, NULL, 0);
-    int n = -1;
-
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return n;
+    return tu_pg_monitor(env("CDM_TEST_PG_HOST"), env("CDM_TEST_PG_PORT"),
+                         env("CDM_TEST_PG_DB"), env("CDM_TEST_PG_USER"),
+                         env("CDM_TEST_PG_PASSWORD"), "cdm_soak_monitor",
+                         "soak: PostgreSQL monitor");
 }
 #endif
 
@@ -194,60 +170,6 @@ static int my_sessions(MYSQL *h)
     if ((row = mysql_fetch_row(r)) && row[0])
         n = atoi(row[0]);
     mysql_free_result(r);
-    return n;
-}
-#endif
-
-#if HAVE_POSTGRESQL || HAVE_MYSQL
-/* This process's TCP connections to `port` (ESTABLISHED), other than the
- * socket with inode `skip`: the client side's own count of physical
- * connections, from /proc/net/tcp and /proc/self/fd.  Unlike the
- * server's count it does not lag behind a close.  -1 if unreadable. */
-static int client_sockets(unsigned port, unsigned long skip)
-{
-    static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
-    unsigned long inodes[1024];
-    int ninodes = 0, n = 0;
-    char line[512], link[64], fdpath[300];
-    struct dirent *e;
-    DIR *d;
-
-    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
-        FILE *f = fopen(tables[t], "r");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f)) {
-            char rem[64];
-            unsigned st, rport;
-            unsigned long inode;
-            char *colon;
-            if (sscanf(line, " %*s %*s %63s %x %*s %*s %*s %*s %*s %lu",
-                       rem, &st, &inode) != 3 || !(colon = strrchr(rem, ':')))
-                continue;
-            rport = (unsigned)strtoul(colon + 1, NULL, 16);
-            if (rport == port && st == 1 && inode != skip && ninodes < 1024)
-                inodes[ninodes++] = inode;
-        }
-        fclose(f);
-    }
-    if (!(d = opendir("/proc/self/fd")))
-        return -1;
-    while ((e = readdir(d))) {
-        unsigned long inode;
-        ssize_t len;
-        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%s", e->d_name);
-        if ((len = readlink(fdpath, link, sizeof link - 1)) <= 0)
-            continue;
-        link[len] = '\0';
-        if (sscanf(link, "socket:[%lu]", &inode) != 1)
-            continue;
-        for (int i = 0; i < ninodes; i++)
-            if (inodes[i] == inode) {
-                n++;
-                break;
-            }
-    }
-    closedir(d);
     return n;
 }
 #endif
@@ -408,7 +330,7 @@ struct monitor {
     long rss_kb[MAX_SAMPLES];
     int nrss;
     int pg_max, my_max, pg_failed, my_failed;
-    int pg_client_max, my_client_max;   /* by client_sockets() */
+    int pg_client_max, my_client_max;   /* by tu_client_sockets() */
     unsigned long pg_own, my_own;       /* the monitors' own sockets */
     long pg_samples, my_samples;
 #if HAVE_POSTGRESQL
@@ -442,8 +364,8 @@ static void *monitor_main(void *arg)
             k->rss_kb[k->nrss++] = kb;
 #if HAVE_POSTGRESQL
         if (k->pg) {
-            int n = pg_sessions(k->pg);
-            int mine = client_sockets((unsigned)atoi(env("CDM_TEST_PG_PORT")), k->pg_own);
+            int n = tu_pg_sessions(k->pg, app);
+            int mine = tu_client_sockets((unsigned)atoi(env("CDM_TEST_PG_PORT")), k->pg_own);
             k->pg_client_max = mine > k->pg_client_max ? mine : k->pg_client_max;
             k->pg_failed += n < 0 || mine < 0;
             k->pg_max = n > k->pg_max ? n : k->pg_max;
@@ -453,7 +375,7 @@ static void *monitor_main(void *arg)
 #if HAVE_MYSQL
         if (k->my) {
             int n = my_sessions(k->my);
-            int mine = client_sockets((unsigned)atoi(env("CDM_TEST_MYSQL_PORT")), k->my_own);
+            int mine = tu_client_sockets((unsigned)atoi(env("CDM_TEST_MYSQL_PORT")), k->my_own);
             k->my_client_max = mine > k->my_client_max ? mine : k->my_client_max;
             k->my_failed += n < 0 || mine < 0;
             k->my_max = n > k->my_max ? n : k->my_max;
@@ -507,7 +429,7 @@ static int drained(int (*count)(void *), void *h)
 }
 
 #if HAVE_POSTGRESQL
-static int pg_count(void *h) { return pg_sessions(h); }
+static int pg_count(void *h) { return tu_pg_sessions(h, app); }
 #endif
 #if HAVE_MYSQL
 static int my_count(void *h) { return my_sessions(h); }

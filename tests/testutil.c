@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *tu_fixture(const char *rel)
@@ -59,6 +60,22 @@ char *tu_write(const char *dir, const char *name, const char *content,
                mode_t mode)
 {
     return tu_write_bytes(dir, name, content, strlen(content), mode);
+}
+
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 void tu_log_init(struct tu_log *log)
@@ -209,6 +226,23 @@ void tu_private_servers(void)
         setenv(name, eq + 1, 1);
     }
     fclose(f);
+}
+
+int tu_env_ms(const char *name, int fallback_ms, int least_ms)
+{
+    const char *v = getenv(name);
+    char *end;
+    double s;
+
+    if (!v || !*v)
+        return fallback_ms;
+    s = strtod(v, &end);
+    if (*end || !(s > 0)) {
+        printf("%s='%s' is not a positive number; using %g\n", name, v,
+               fallback_ms / 1000.0);
+        return fallback_ms;
+    }
+    return s > 600 ? 600000 : s < least_ms / 1000.0 ? least_ms : (int)(s * 1000);
 }
 
 int tu_run(Suite *s)

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cdm.h>
@@ -38,6 +39,29 @@ void tu_log_init(struct tu_log *log);
 void tu_log_fn(int level, const char *message, void *user);
 /* How many recorded messages contain `needle`. */
 int tu_log_count(struct tu_log *log, const char *needle);
+
+/* Milliseconds on the monotonic clock.  Asserts nothing (a forked child
+ * may call it). */
+int64_t tu_now_ms(void);
+/* Sleeps `ms` milliseconds, resuming after a signal.  Asserts nothing. */
+void tu_sleep_ms(int ms);
+
+/* Polls `cond` every 2 ms for at most `limit_ms`.  For waiting on state
+ * another thread reaches, never as a speed target. */
+#define tu_wait_for(cond, limit_ms)                                          \
+    do {                                                                     \
+        int64_t wf_d_ = tu_now_ms() + (limit_ms);                            \
+        while (!(cond) && tu_now_ms() < wf_d_)                               \
+            tu_sleep_ms(2);                                                  \
+    } while (0)
+
+/* The same, then asserts it. */
+#define ck_eventually(cond, limit_ms)                                        \
+    do {                                                                     \
+        tu_wait_for(cond, limit_ms);                                         \
+        ck_assert_msg((cond), "not true within %d ms: %s", (int)(limit_ms),  \
+                      #cond);                                                \
+    } while (0)
 
 /* Asserts that `status` is `want`, printing cdm_errmsg() when not. */
 #define ck_status(status, want)                                              \
@@ -77,6 +101,11 @@ char *tu_servers(const char *fmt, ...);
  * at it, and stops it when the program exits.  For suites that stop and
  * restart servers, so that suites running beside them are not cut off. */
 void tu_private_servers(void);
+
+/* The seconds in environment variable `name` (e.g. "0.5") as ms, at
+ * least `least_ms` and at most 600 s; `fallback_ms` when unset, or (saying
+ * so) when not a positive number.  For how long a hammering test runs. */
+int tu_env_ms(const char *name, int fallback_ms, int least_ms);
 
 /* Runs the suite and returns the process exit status. */
 int tu_run(Suite *s);
