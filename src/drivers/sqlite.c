@@ -346,34 +346,25 @@ static void *sq_handle(void *dc)
 {
     return dc;
 }
-/* Around fork(): SQLite's process-wide mutexes are held, so that a child
- * opening its own connections never inherits one locked by a thread it
- * does not have (seen: a child stuck in sqlite3_initialize, and in
- * sqlite3Malloc).  Taken in SQLite's own nesting order -- initialisation
- * first, the open list before the VFS (opening a database opens a file),
- * the page cache before its memory, the allocator, taken inside all of
- * them, last -- and released in reverse. */
-static const int fork_ids[] = {
-    SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN,
-    SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_LRU,
-    SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_PMEM,
-    SQLITE_MUTEX_STATIC_MEM,
-};
-#define NFORK (sizeof fork_ids / sizeof fork_ids[0])
-static sqlite3_mutex *fork_mutex[NFORK];
+/* Around fork(): SQLite's allocator mutex (taken on every malloc) is held,
+ * so that a child never inherits it locked by a thread it does not have
+ * (seen: a child stuck in sqlite3Malloc).  It is a leaf: SQLite allocates
+ * while holding its other mutexes, never the reverse (unless a soft heap
+ * limit is set), so taking it last cannot deadlock.  SQLite's other
+ * static mutexes nest in orders that are not documented (PRNG before
+ * MAIN, for one), so they are not taken: SQLite does not support fork()
+ * while another thread is inside it (README, "Pools"). */
+static sqlite3_mutex *fork_mutex;
 
 static void sq_fork_lock(void)
 {
-    for (size_t i = 0; i < NFORK; i++) {
-        fork_mutex[i] = sqlite3_mutex_alloc(fork_ids[i]);
-        sqlite3_mutex_enter(fork_mutex[i]);   /* NULL is a no-op */
-    }
+    fork_mutex = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_MEM);
+    sqlite3_mutex_enter(fork_mutex);   /* NULL is a no-op */
 }
 
 static void sq_fork_unlock(void)
 {
-    for (size_t i = NFORK; i-- > 0;)
-        sqlite3_mutex_leave(fork_mutex[i]);
+    sqlite3_mutex_leave(fork_mutex);
 }
 #endif /* HAVE_SQLITE */
 
