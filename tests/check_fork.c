@@ -411,6 +411,15 @@ START_TEST(test_fork_while_threads_borrow)
            "is not fork-safe)\n");
     return;
 #endif
+    /* Under valgrind (check-valgrind sets CDM_VALGRIND) threads run one at
+     * a time and slowly, so forks land inside the client libraries' own
+     * process-wide state (libpq's GSSAPI setup at connect) far more often
+     * than they can in a real run; a child then hangs there, outside
+     * cdm.  The plain build and ThreadSanitizer run this test. */
+    if (getenv("CDM_VALGRIND")) {
+        printf("fork under load: skipped under valgrind\n");
+        return;
+    }
     ck_status(cdm_manager_set_param(m, "SQ", "POOL_CleanupTimeout", "1"), CDM_OK);
     ck_assert_int_gt(borrowed_backend(), 0);
     atomic_init(&stop, 0);
