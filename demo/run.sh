@@ -3,8 +3,5 @@
 # cdm and runs the example program on defs/demo.ini.
 set -eu
 cd "$(dirname "$0")/.."
-sh tests/deps.sh build
-[ -x configure ] || ./autogen.sh >/dev/null
-[ -f Makefile ] || ./configure -q
-make -s -j"$(nproc)"
+sh tests/build.sh build
 ./demo/example
