@@ -345,6 +345,108 @@ CDM_EXPORT const char *cdm_result_value(const cdm_result *r, size_t row,
                                         size_t col);
 CDM_EXPORT void        cdm_result_free(cdm_result *r);
 
+/* ------------------------------------------------- editing definition files */
+
+/* A definition file open for editing.  Every line that no edit touches is
+ * written back byte for byte: comments, blank lines, spacing, key order,
+ * the case of names, CRLF line ends, byte order marks.  Names and keys
+ * match case-insensitively.  A new key goes after the last key of its
+ * definition, a new definition at the end of the file (after a blank
+ * line).  One handle is used by one thread at a time.
+ *
+ * Values are written so that the loader reads them back unchanged: bare
+ * when they can be, else in double quotes (a value with ';', '#', a
+ * quote, a blank at either end, or a final '\'), or in single quotes when
+ * the value holds a double quote.  The file format has no escapes, so a
+ * value holding both kinds of quote, or a line break, cannot be written
+ * (CDM_ERR_INVALID, saying why); nor a name with '[', ']', ':' or a line
+ * break, nor a key with '=', ':', a blank or a line break.
+ *
+ * Opens `path`, or an empty file if it does not exist (created on save,
+ * with mode 0600).  CDM_ERR_PARSE (with file and line) if it does not
+ * load: a file cdm cannot read is not edited.  CDM_ERR_INSECURE if it is
+ * world-writable, CDM_ERR_IO if it is not a regular file. */
+CDM_EXPORT int cdm_deffile_open(const char *path, cdm_deffile **out);
+
+/* The same, first taking the file's exclusive lock (waiting for it) and
+ * holding it until cdm_deffile_free: read, edit and save as one step, so
+ * that concurrent editors (the cdm command run by hand and by scripts)
+ * each see the others' changes.  The lock is on `path` + ".lock" beside
+ * the file (created mode 0600 and left there: removing it would race), as
+ * the save replaces the file's inode.  Locks are per open, so a program
+ * that opens one file twice this way waits for itself. */
+CDM_EXPORT int cdm_deffile_open_locked(const char *path, cdm_deffile **out);
+
+/* Warnings about an edit that is allowed but suspect (an unknown key, with
+ * a "did you mean"; another driver's key) go here.  NULL: discard. */
+CDM_EXPORT void cdm_deffile_set_log(cdm_deffile *f, cdm_log_fn fn, void *user);
+
+/* The path as given to open.  Owned by `f`. */
+CDM_EXPORT const char *cdm_deffile_path(const cdm_deffile *f);
+
+/* Definition names in file order, as written (not the [FDConnectionDefs.ini]
+ * header section).  Free with cdm_strv_free. */
+CDM_EXPORT int cdm_deffile_names(cdm_deffile *f, char ***names, size_t *count);
+
+/* The keys a definition sets itself, as written, in file order.  Free with
+ * cdm_strv_free.  CDM_ERR_NOT_FOUND for no such definition. */
+CDM_EXPORT int cdm_deffile_keys(cdm_deffile *f, const char *name, char ***keys,
+                                size_t *count);
+
+/* The value a definition sets itself for `key` (as read: no inheritance,
+ * no $(VAR) expansion; cdm_manager_get_param resolves).  Free with
+ * cdm_free.  CDM_ERR_NOT_FOUND when the definition or the key is absent. */
+CDM_EXPORT int cdm_deffile_get(cdm_deffile *f, const char *name,
+                               const char *key, char **value);
+
+/* Sets `key`: the line of an existing key keeps its own text before the
+ * value and its comment after it; a new key is added after the
+ * definition's last key.  A bad value of a known key (Pooled=maybe,
+ * POOL_MinimumItems above POOL_MaximumItems) is CDM_ERR_INVALID and
+ * changes nothing; an unknown key is allowed with a warning.  A NULL value
+ * unsets. */
+CDM_EXPORT int cdm_deffile_set(cdm_deffile *f, const char *name,
+                               const char *key, const char *value);
+
+/* Removes every line of `key` in the definition.  CDM_ERR_NOT_FOUND if it
+ * does not set it. */
+CDM_EXPORT int cdm_deffile_unset(cdm_deffile *f, const char *name,
+                                 const char *key);
+
+/* A new, empty definition at the end.  CDM_ERR_EXISTS if the name is
+ * taken. */
+CDM_EXPORT int cdm_deffile_add(cdm_deffile *f, const char *name);
+
+/* Removes a definition: its header, its keys and the comments among them,
+ * the comment lines right above its header, and one blank line that
+ * separated it.  Definitions that inherit from it are not changed. */
+CDM_EXPORT int cdm_deffile_delete(cdm_deffile *f, const char *name);
+
+/* Renames a definition in place (only the name between the brackets
+ * changes).  ConnectionDef= lines naming it are not changed. */
+CDM_EXPORT int cdm_deffile_rename(cdm_deffile *f, const char *from,
+                                  const char *to);
+
+/* A copy of a definition's lines under a new name, at the end. */
+CDM_EXPORT int cdm_deffile_copy(cdm_deffile *f, const char *from,
+                                const char *to);
+
+/* Writes the edits.  The new text is first read back with the loader's
+ * own reader and must give exactly the edited names, keys and values;
+ * then, under the exclusive lock (see cdm_deffile_open_locked), the file
+ * must still hold the bytes it held when opened (else CDM_ERR_CONFLICT
+ * and nothing is written: open again and redo the edit); the text goes to
+ * a temporary file in the same directory, is flushed (fsync), given the
+ * file's mode and owner, and renamed over the file, and the directory is
+ * flushed.  A crash leaves the old file or the new one, never a mix; a
+ * temporary file left by a crash is removed by the next save.  A symbolic
+ * link is followed: the file it names is replaced.  The handle stays
+ * usable: a later save compares with what this one wrote. */
+CDM_EXPORT int cdm_deffile_save(cdm_deffile *f);
+
+/* Releases the handle (and its lock).  Unsaved edits are dropped. */
+CDM_EXPORT void cdm_deffile_free(cdm_deffile *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -204,6 +204,15 @@ struct cdm_ini {
  * repeated section; message "path:line: ...").  A repeated key is kept as
  * two entries in file order (the last wins) and noted in `warnings`. */
 int cdm__ini_read(const char *path, struct cdm_ini **out);
+/* Reads a whole definition file: a regular file, not world-writable
+ * (CDM_ERR_INSECURE), at most 16 MB.  *buf is NUL-terminated; free it. */
+struct stat;
+int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st);
+/* Parses bytes already read (`path` for messages only; no `dir`,
+ * no `mode`): how an edited file's new text is checked before it is
+ * written. */
+int cdm__ini_parse(const char *path, const char *buf, size_t len,
+                   struct cdm_ini **out);
 void cdm__ini_free(struct cdm_ini *ini);
 
 /* ----------------------------------------------------------------- def.c */
@@ -246,6 +255,12 @@ void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
 typedef void (*cdm_warn_fn)(void *ctx, const char *message);
 int cdm__def_check_own(const struct cdm_def *d, bool strict,
                        cdm_warn_fn warn, void *ctx);
+/* Checks one value `d` is about to set, as cdm_manager_set_param does: a
+ * bad value of a known key fails, naming `where`; an unknown key (or one
+ * of another driver) is allowed and *hint gets the warning to log
+ * (malloc'd, or NULL). */
+int cdm__def_check_value(const struct cdm_def *d, const char *where,
+                         const char *key, const char *value, char **hint);
 /* Rules across keys the definition sets itself (POOL_MinimumItems at
  * most POOL_MaximumItems). */
 int cdm__def_check_pair(const struct cdm_def *d);

@@ -171,6 +171,33 @@ int cdm__def_check_pair(const struct cdm_def *d)
                      "than POOL_MaximumItems=%lld", where, min, max);
 }
 
+int cdm__def_check_value(const struct cdm_def *d, const char *where,
+                         const char *key, const char *value, char **hint)
+{
+    const struct cdm_driver *drv = NULL;
+    const struct cdm_param_spec *spec;
+    const struct cdm_kv *kv;
+
+    *hint = NULL;
+    if (cdm__streq_nocase(key, "DriverID"))
+        drv = cdm__driver_find(value);
+    else if ((kv = cdm__def_find(d, "DriverID")))
+        drv = cdm__driver_find(kv->value);
+    spec = cdm__param_find(drv, key);
+    if (!spec && drv && cdm__param_find(NULL, key)) {
+        *hint = cdm__asprintf("%s: %s is not used by driver %s", where, key,
+                              drv->id);
+    } else if (!spec) {
+        const char *near = cdm__param_suggest(key);
+        *hint = near ? cdm__asprintf("%s: unknown key %s (did you mean %s?)",
+                                     where, key, near)
+                     : cdm__asprintf("%s: unknown key %s", where, key);
+    } else if (!strstr(value, "$(")) {
+        return cdm__param_check(spec, where, key, value);
+    }
+    return CDM_OK;
+}
+
 int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
                        void *ctx)
 {

@@ -478,55 +478,75 @@ static char *absolute_dir(const char *path)
     return dir;
 }
 
-int cdm__ini_read(const char *path, struct cdm_ini **out)
+int cdm__ini_parse(const char *path, const char *buf, size_t len,
+                   struct cdm_ini **out)
 {
     struct cdm_ini *ini;
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0;
+    size_t skip;
+    int rc;
+
+    if (!(ini = calloc(1, sizeof *ini)) || !(ini->path = cdm__strdup(path))) {
+        free(ini);
+        return cdm__nomem();
+    }
+    /* A UTF-8 byte order mark (Windows editors) is not part of line 1. */
+    skip = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    rc = scan(ini, buf + skip, len - skip);
+    if (rc == CDM_OK)
+        rc = read_values(ini, buf + skip, len - skip, skip != 0);
+    if (rc != CDM_OK) {
+        cdm__ini_free(ini);
+        return rc;
+    }
+    *out = ini;
+    return CDM_OK;
+}
+
+int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
+{
     int fd, rc;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cdm__fail(CDM_ERR_IO, "%s: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         rc = cdm__fail(CDM_ERR_IO, "%s: %s", path, strerror(errno));
         close(fd);
         return rc;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         close(fd);
         return cdm__fail(CDM_ERR_IO, "%s: not a regular file", path);
     }
-    if (st.st_mode & S_IWOTH) {
+    if (st->st_mode & S_IWOTH) {
         close(fd);
         return cdm__fail(CDM_ERR_INSECURE,
                          "%s: refusing a world-writable definition file "
                          "(mode %04o); run: chmod o-w %s",
-                         path, (unsigned)(st.st_mode & 07777), path);
+                         path, (unsigned)(st->st_mode & 07777), path);
     }
-    rc = read_all(path, fd, &buf, &len);
+    rc = read_all(path, fd, buf, len);
     close(fd);
+    return rc;
+}
+
+int cdm__ini_read(const char *path, struct cdm_ini **out)
+{
+    struct cdm_ini *ini = NULL;
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = cdm__file_read(path, &buf, &len, &st);
+    if (rc == CDM_OK)
+        rc = cdm__ini_parse(path, buf, len, &ini);
+    free(buf);
     if (rc != CDM_OK)
         return rc;
-
-    if (!(ini = calloc(1, sizeof *ini)) || !(ini->path = cdm__strdup(path))) {
-        free(ini);
-        free(buf);
-        return cdm__nomem();
-    }
     ini->mode = (unsigned)(st.st_mode & 07777);
-    if (!(ini->dir = absolute_dir(path)))
+    if (!(ini->dir = absolute_dir(path))) {
         rc = cdm__fail(CDM_ERR_IO, "%s: %s", path, strerror(errno));
-    if (rc == CDM_OK) {
-        /* A UTF-8 byte order mark (Windows editors) is not part of line 1. */
-        size_t skip = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-        rc = scan(ini, buf + skip, len - skip);
-        if (rc == CDM_OK)
-            rc = read_values(ini, buf + skip, len - skip, skip != 0);
-    }
-    free(buf);
-    if (rc != CDM_OK) {
         cdm__ini_free(ini);
         return rc;
     }

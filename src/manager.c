@@ -570,10 +570,7 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
 int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
                           const char *value)
 {
-    const struct cdm_param_spec *spec;
-    const struct cdm_driver *drv = NULL;
     struct cdm_def *d;
-    struct cdm_kv *kv;
     cdm_conn *dead = NULL;
     char where[512], *hint_text = NULL;
     int rc = CDM_OK;
@@ -590,28 +587,11 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
         goto out;
     }
-    if (value) {
-        kv = cdm__def_find(d, "DriverID");
-        if (cdm__streq_nocase(key, "DriverID"))
-            drv = cdm__driver_find(value);
-        else if (kv)
-            drv = cdm__driver_find(kv->value);
-        spec = cdm__param_find(drv, key);
-        /* The value comes from the caller, not from a line of the file. */
-        snprintf(where, sizeof where, "definition '%s'", d->name);
-        if (!spec && drv && cdm__param_find(NULL, key)) {
-            hint_text = cdm__asprintf("%s: %s is not used by driver %s", where,
-                                      key, drv->id);
-        } else if (!spec) {
-            const char *hint = cdm__param_suggest(key);
-            hint_text = hint ? cdm__asprintf("%s: unknown key %s (did you mean %s?)",
-                                             where, key, hint)
-                             : cdm__asprintf("%s: unknown key %s", where, key);
-        } else if (!strstr(value, "$(") &&
-                   (rc = cdm__param_check(spec, where, key, value)) != CDM_OK) {
-            goto out;
-        }
-    }
+    /* The value comes from the caller, not from a line of the file. */
+    snprintf(where, sizeof where, "definition '%s'", d->name);
+    if (value && (rc = cdm__def_check_value(d, where, key, value,
+                                            &hint_text)) != CDM_OK)
+        goto out;
     {
         struct cdm_kv *had = cdm__def_find(d, key);
         char *before = had ? cdm__strdup(had->value) : NULL;

@@ -24,7 +24,8 @@ struct fault_ctl {
 
 extern struct fault_ctl fault;
 
-/* Test hooks of the test library (src/sync.c, src/manager.c). */
+/* Test hooks of the test library (src/sync.c, src/manager.c,
+ * src/deffile.c). */
 #include <stdint.h>
 struct cdm_manager;
 /* Moves the pool's clock (idle, lifetime, leak and ping ages) forward. */
@@ -32,6 +33,9 @@ void cdm__test_advance_ms(int64_t ms);
 /* Runs one full cleanup pass over every pool of `m` now, due or not, and
  * returns when it has ended: CDM_OK, or CDM_ERR_BUSY after timeout_ms. */
 int cdm__manager_cleanup_now(struct cdm_manager *m, int timeout_ms);
+/* Called by cdm_deffile_save after the temporary file is written and
+ * flushed, just before the rename (a test kills the process there). */
+extern void (*cdm__test_deffile_before_rename)(const char *tmp);
 
 /* Zeroes every knob and counter. */
 void fault_reset(void);
