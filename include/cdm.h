@@ -447,6 +447,32 @@ CDM_EXPORT int cdm_deffile_save(cdm_deffile *f);
 /* Releases the handle (and its lock).  Unsaved edits are dropped. */
 CDM_EXPORT void cdm_deffile_free(cdm_deffile *f);
 
+/* ------------------------------------------------------ checking a file */
+
+/* One finding of cdm_check_file. */
+typedef struct cdm_finding {
+    const char *path;     /* the file, as given */
+    int line;             /* 1-based; 0 for the file as a whole */
+    int level;            /* CDM_LOG_ERROR or CDM_LOG_WARN */
+    const char *def;      /* the definition, as written, or NULL */
+    const char *key;      /* the key, as written, or NULL */
+    const char *message;  /* one line, without path or line; never a secret */
+} cdm_finding;
+
+typedef void (*cdm_finding_fn)(const cdm_finding *f, void *user);
+
+/* Checks a definition file the way `cdm check` does, like a compiler:
+ * every finding, in line order, to `fn` (syntax, a repeated section, unknown
+ * keys with a suggestion, bad booleans and numbers, a missing DriverID or
+ * Database, an unknown DriverID, a missing parent or an inheritance cycle,
+ * an unset $(VAR) (a warning), unsafe permissions, a literal password in a
+ * file others can read).  *errors and *warnings (each may be NULL) get the
+ * counts.  CDM_OK when there is no error; CDM_ERR_INVALID when there is
+ * one; CDM_ERR_IO when the file cannot be read at all (also reported as a
+ * finding). */
+CDM_EXPORT int cdm_check_file(const char *path, cdm_finding_fn fn, void *user,
+                              int *errors, int *warnings);
+
 #ifdef __cplusplus
 }
 #endif
