@@ -60,6 +60,7 @@ struct cdm_deffile {
     uid_t uid;
     gid_t gid;
     bool existed;
+    bool no_final_eol;    /* the file read ended without a line end: kept so */
     int lockfd;           /* >= 0 while this handle holds the lock */
     cdm_log_fn log;
     void *log_user;
@@ -496,6 +497,7 @@ static int split_lines(cdm_deffile *f, const char *buf, size_t len)
     while (len - pos >= 3 && memcmp(buf + pos, BOM, 3) == 0)
         pos += 3;
     f->bomlen = pos;
+    f->no_final_eol = len > pos && buf[len - 1] != '\n';
     while (pos < len && rc == CDM_OK) {
         const char *nl = memchr(buf + pos, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
@@ -1074,6 +1076,10 @@ static char *text_of(const cdm_deffile *f, size_t *len)
     cdm__buf_add(&b, f->orig, f->bomlen);
     for (size_t i = 0; i < f->nlines; i++)
         cdm__buf_add(&b, f->lines[i].s, f->lines[i].n);
+    /* A file that ended without a line end still does (lines added after
+     * its last one gave that one a line end, for them to start on). */
+    if (f->no_final_eol && b.len > f->bomlen && b.s[b.len - 1] == '\n')
+        b.len -= b.len - 1 > f->bomlen && b.s[b.len - 2] == '\r' ? 2 : 1;
     cdm__buf_add(&b, "", 0);
     *len = b.len;
     return cdm__buf_take(&b);
