@@ -148,15 +148,17 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
  * be borrowing, so a figure can be a moment old; at rest, acquired ==
  * successful pooled cdm_connect calls.
  *
- * `peak_in_use` is the most connections seen borrowed at once.  A borrow
- * that takes a thread's own idle connection back touches nothing shared,
- * so it is not counted there: the figure is sampled whenever a borrower
- * takes the pool's lock (to take another idle connection, open one, or
- * queue) and whenever the figures are read.  It is therefore never below
- * any `in_use` read, and it reaches the number borrowed whenever a
- * borrower found no idle connection (a full pool among them), but it may
- * miss a brief peak served entirely by threads taking their own
- * connections back.  `waits` counts borrows that queued because the pool
+ * `peak_in_use` is the most connections seen in use at once: borrowed,
+ * or being opened for a borrower (`in_use` + `opening`; both count
+ * against POOL_MaximumItems).  A borrow that takes a thread's own idle
+ * connection back touches nothing shared, so it is not counted there:
+ * the figure is sampled whenever a borrower takes the pool's lock (to
+ * take another idle connection, open one, or queue) and whenever the
+ * figures are read.  So it is never below any `in_use` + `opening` read,
+ * it is exact whenever a borrower found no idle connection (it reaches
+ * POOL_MaximumItems when one had to queue, unless connections were
+ * being closed at that moment), but it may miss a brief peak served
+ * entirely by threads taking their own connections back.  `waits` counts borrows that queued because the pool
  * was full (each borrow once), whether they then got a connection or
  * timed out; a borrow refused at once (POOL_AcquireTimeout=0) counts in
  * `timeouts` only. */

@@ -111,13 +111,14 @@ static int count_busy(struct cdm_pool *p)
     return n;
 }
 
-/* Lock held: the peak of borrowed connections is raised to `in_use`.
+/* Lock held: the peak is raised to `borrowed` plus the connections
+ * being opened for borrowers (they count against the limit too).
  * Sampled only where the lock is held anyway (see cdm_pool_stats in
  * cdm.h): the fast path writes nothing shared. */
-static void note_in_use(struct cdm_pool *p, int64_t in_use)
+static void note_in_use(struct cdm_pool *p, int64_t borrowed)
 {
-    if (in_use > p->peak_in_use)
-        p->peak_in_use = in_use;
+    if (borrowed + p->nopening > p->peak_in_use)
+        p->peak_in_use = borrowed + p->nopening;
 }
 
 /* Lock held: counts the borrowed connections (bounded by the pool's
