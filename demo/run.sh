@@ -8,3 +8,4 @@ sh tests/deps.sh build
 [ -f Makefile ] || ./configure -q
 make -s -j"$(nproc)"
 ./demo/example
+./demo/pooling "$@"
