@@ -5,3 +5,4 @@ set -eu
 cd "$(dirname "$0")/.."
 sh tests/build.sh build
 ./demo/example
+./demo/pooling "$@"

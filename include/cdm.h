@@ -140,11 +140,28 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
 /* --------------------------------------------------------------- manager */
 
 /* Pool figures.  `total`, `idle`, `in_use`, `waiting` and `opening` are
- * now; the rest count since the pool was built.  total == idle + in_use
- * (physical connections open); `opening` counts connects in progress,
- * which also count against POOL_MaximumItems.  Taken under the pool's
- * lock while other threads may be borrowing, so a figure can be a moment
- * old; at rest, acquired == successful pooled cdm_connect calls. */
+ * now; the rest count since the pool was built (a change of parameters
+ * does not reset them; cdm_manager_close_def does, as the next connect
+ * builds a new pool).  total == idle + in_use (physical connections
+ * open); `opening` counts connects in progress, which also count against
+ * POOL_MaximumItems.  Taken under the pool's lock while other threads may
+ * be borrowing, so a figure can be a moment old; at rest, acquired ==
+ * successful pooled cdm_connect calls.
+ *
+ * `peak_in_use` is the most connections seen in use at once: borrowed,
+ * or being opened for a borrower (`in_use` + `opening`; both count
+ * against POOL_MaximumItems).  A borrow that takes a thread's own idle
+ * connection back touches nothing shared, so it is not counted there:
+ * the figure is sampled whenever a borrower takes the pool's lock (to
+ * take another idle connection, open one, or queue) and whenever the
+ * figures are read.  So it is never below any `in_use` + `opening` read,
+ * it is exact whenever a borrower found no idle connection (it reaches
+ * POOL_MaximumItems when one had to queue, unless connections were
+ * being closed at that moment), but it may miss a brief peak served
+ * entirely by threads taking their own connections back.  `waits` counts borrows that queued because the pool
+ * was full (each borrow once), whether they then got a connection or
+ * timed out; a borrow refused at once (POOL_AcquireTimeout=0) counts in
+ * `timeouts` only. */
 typedef struct cdm_pool_stats {
     int64_t total;
     int64_t idle;
@@ -156,6 +173,8 @@ typedef struct cdm_pool_stats {
     int64_t destroyed;
     int64_t timeouts;
     int64_t wait_ns_total;
+    int64_t peak_in_use;
+    int64_t waits;
 } cdm_pool_stats;
 
 /* The process-wide manager, created on first call (thread-safe).  On

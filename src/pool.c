@@ -111,6 +111,27 @@ static int count_busy(struct cdm_pool *p)
     return n;
 }
 
+/* Lock held: the peak is raised to `borrowed` plus the connections
+ * being opened for borrowers (they count against the limit too).
+ * Sampled only where the lock is held anyway (see cdm_pool_stats in
+ * cdm.h): the fast path writes nothing shared. */
+static void note_in_use(struct cdm_pool *p, int64_t borrowed)
+{
+    if (borrowed + p->nopening > p->peak_in_use)
+        p->peak_in_use = borrowed + p->nopening;
+}
+
+/* Lock held: counts the borrowed connections (bounded by the pool's
+ * size) and notes the peak. */
+static void sample_in_use(struct cdm_pool *p)
+{
+    int64_t n = 0;
+
+    for (int i = 0; i < p->nslots; i++)
+        n += entry_state(entry_load(cdm__pool_slot(p, i))) == S_BUSY;
+    note_in_use(p, n);
+}
+
 /* Lock held: a new connection moves into an empty slot, BUSY, owned by
  * the caller; it holds a reference to the pool until it is closed. */
 static int place(struct cdm_pool *p, cdm_conn *c)
@@ -453,6 +474,7 @@ int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation
     }
     p->acquired_retired = -live;
     p->created = p->destroyed = p->timeouts = p->wait_ns_total = 0;
+    p->peak_in_use = p->waits = 0;
     p->next_cleanup_ms = 0;
     atomic_store(&p->incarnation, inc);
     atomic_store(&p->detached, false);
@@ -559,6 +581,9 @@ void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
     out->destroyed = p->destroyed;
     out->timeouts = p->timeouts;
     out->wait_ns_total = p->wait_ns_total;
+    note_in_use(p, out->in_use);
+    out->peak_in_use = p->peak_in_use;
+    out->waits = p->waits;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -648,6 +673,7 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
         if ((rc = place(p, c)) == CDM_OK) {
             entry_stamp(c->slot, now, cdm__idle_key(now));
             p->created++;
+            sample_in_use(p);      /* the new one is borrowed already */
             *out = c;
             c = NULL;
         }
@@ -670,29 +696,37 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
 }
 
 /* Lock held: takes the most recently returned idle connection (LIFO
- * keeps the working set warm), or NULL. */
+ * keeps the working set warm), or NULL.  The same pass counts the
+ * borrowed ones for the peak: with none idle, every connection is. */
 static cdm_conn *claim_idle(struct cdm_pool *p)
 {
     for (;;) {
         struct cdm_slot *best = NULL;
-        int64_t best_key = 0;
+        int64_t best_key = 0, busy = 0;
 
         for (int i = 0; i < p->nslots; i++) {
             struct cdm_slot *s = cdm__pool_slot(p, i);
+            unsigned st = entry_state(entry_load(s));
             int64_t key;
-            if (entry_state(entry_load(s)) != S_IDLE)
+            if (st != S_IDLE) {
+                busy += st == S_BUSY;
                 continue;
+            }
             key = atomic_load_explicit(&s->idle_key, memory_order_relaxed);
             if (!best || key > best_key) {
                 best = s;
                 best_key = key;
             }
         }
-        if (!best)
+        if (!best) {
+            note_in_use(p, busy);
             return NULL;
+        }
         /* A thread on the fast path may take it first: look again. */
-        if (entry_take(best, S_BUSY))
+        if (entry_take(best, S_BUSY)) {
+            note_in_use(p, busy + 1);
             return best->conn;
+        }
     }
 }
 
@@ -721,7 +755,7 @@ static bool current(struct cdm_pool *p, uint64_t inc)
 static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
 {
     struct waiter w = { 0 };
-    bool waiting = false;
+    bool waiting = false, waited = false;
     int64_t start = 0, deadline = 0;
     int rc;
 
@@ -787,6 +821,11 @@ static int acquire_slow(struct cdm_pool *p, uint64_t inc, cdm_conn **out)
             p->wq_tail = &w;
             atomic_fetch_add(&p->nwaiting, 1);
             waiting = true;
+            /* One wait per borrow, however often it queues again. */
+            if (!waited)
+                p->waits++;
+            waited = true;
+            sample_in_use(p);   /* full: the peak sees every borrower */
             start = cdm__now_ns();
             deadline = start + (int64_t)p->cfg.acquire_ms * 1000000;
             promote(p);

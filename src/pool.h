@@ -67,6 +67,8 @@ struct cdm_pool {
     struct waiter *wq_head, *wq_tail;
     int64_t next_cleanup_ms;
     int64_t acquired_retired, created, destroyed, timeouts, wait_ns_total;
+    int64_t peak_in_use;        /* sampled under this lock only */
+    int64_t waits;              /* borrows that queued */
 };
 
 struct cdm_slot *cdm__pool_slot(struct cdm_pool *p, int i);

@@ -1810,6 +1810,264 @@ START_TEST(test_minimum_items_bounded)
 }
 END_TEST
 
+/* ------------------------------------------------------------ figures */
+
+/* Borrowing one connection after another never has two out at once. */
+START_TEST(test_peak_one_at_a_time)
+{
+    POOL("P", "POOL_MaximumItems=4");
+    ck_assert_int_eq(st("P").peak_in_use, 0);
+    for (int i = 0; i < 5; i++)
+        cdm_disconnect(get("P"));
+    ck_assert_int_eq(st("P").peak_in_use, 1);
+    ck_assert_int_eq(st("P").waits, 0);
+    ck_assert_int_eq(st("P").acquired, 5);
+}
+END_TEST
+
+/* The peak stays when the connections come back. */
+START_TEST(test_peak_kept_after_return)
+{
+    cdm_conn *c[3];
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=4");
+    for (int i = 0; i < 3; i++)
+        c[i] = get("P");
+    ck_assert_int_eq(st("P").peak_in_use, 3);
+    for (int i = 0; i < 3; i++)
+        cdm_disconnect(c[i]);
+    /* Taken back one at a time, from the thread's own hint or not. */
+    for (int i = 0; i < 3; i++)
+        cdm_disconnect(get("P"));
+    s = st("P");
+    ck_assert_int_eq(s.in_use, 0);
+    ck_assert_int_eq(s.idle, 3);
+    ck_assert_int_eq(s.peak_in_use, 3);
+    ck_assert_int_eq(s.waits, 0);
+}
+END_TEST
+
+/* A full pool of two: a third borrower queues, counts one wait, and the
+ * peak is the two borrowed, not three. */
+START_TEST(test_wait_counted_peak_is_limit)
+{
+    struct job j;
+    cdm_conn *a, *b;
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=2", "POOL_AcquireTimeout=10000");
+    a = get("P");
+    b = get("P");
+    s = st("P");
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 0);
+    job_start(&j, "P");
+    ck_eventually(st("P").waiting == 1, 5000);
+    s = st("P");
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.peak_in_use, 2);
+    cdm_disconnect(a);
+    job_join(&j);
+    ck_status(j.rc, CDM_OK);
+    s = st("P");
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.waiting, 0);
+    ck_assert_int_eq(s.in_use, 2);
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.timeouts, 0);
+    ck_assert_int_eq(s.acquired, 3);
+    cdm_disconnect(b);
+    cdm_disconnect(j.c);
+    s = st("P");
+    ck_assert_int_eq(s.in_use, 0);
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+}
+END_TEST
+
+/* Three borrowers queue behind one connection: three waits, each served
+ * in turn; the peak never passes the limit. */
+START_TEST(test_waits_count_each_borrower)
+{
+    struct job j[3];
+    cdm_conn *c;
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=1", "POOL_AcquireTimeout=10000");
+    c = get("P");
+    for (int i = 0; i < 3; i++) {
+        job_start(&j[i], "P");
+        ck_eventually(st("P").waiting == i + 1, 5000);
+    }
+    ck_assert_int_eq(st("P").waits, 3);
+    for (int i = 0; i < 3; i++) {
+        cdm_disconnect(c);
+        job_join(&j[i]);
+        ck_status(j[i].rc, CDM_OK);
+        c = j[i].c;
+    }
+    cdm_disconnect(c);
+    s = st("P");
+    ck_assert_int_eq(s.waits, 3);
+    ck_assert_int_eq(s.peak_in_use, 1);
+    ck_assert_int_eq(s.acquired, 4);
+    ck_assert_int_eq(s.created, 1);
+}
+END_TEST
+
+/* A wait that times out is a wait and a timeout; a refusal without
+ * waiting (POOL_AcquireTimeout=0) is a timeout only. */
+START_TEST(test_timed_out_wait_counted)
+{
+    cdm_conn *c, *c2 = NULL;
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=1", "POOL_AcquireTimeout=20");
+    c = get("P");
+    ck_status(cdm_connect(m, "P", &c2), CDM_ERR_POOL_FULL);
+    s = st("P");
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.timeouts, 1);
+    ck_status(cdm_manager_set_param(m, "P", "POOL_AcquireTimeout", "0"), CDM_OK);
+    ck_status(cdm_connect(m, "P", &c2), CDM_ERR_POOL_FULL);
+    s = st("P");
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.timeouts, 2);
+    ck_assert_int_eq(s.peak_in_use, 1);
+    cdm_disconnect(c);
+}
+END_TEST
+
+/* New parameters (a new generation) keep the figures; close_def starts a
+ * new pool, whose figures start from zero. */
+START_TEST(test_peak_and_waits_across_generations)
+{
+    struct job j;
+    cdm_conn *a, *b;
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=2", "POOL_AcquireTimeout=10000");
+    a = get("P");
+    b = get("P");
+    job_start(&j, "P");
+    ck_eventually(st("P").waiting == 1, 5000);
+    cdm_disconnect(a);
+    job_join(&j);
+    ck_status(j.rc, CDM_OK);
+    cdm_disconnect(b);
+    cdm_disconnect(j.c);
+    ck_status(cdm_manager_set_param(m, "P", "Database", "y"), CDM_OK);
+    ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "3"), CDM_OK);
+    s = st("P");
+    ck_assert_int_eq(s.total, 0);          /* the old generation is gone */
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.created, 2);
+    cdm_disconnect(get("P"));
+    s = st("P");
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.created, 3);
+    ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
+    a = get("P");
+    s = st("P");
+    ck_assert_int_eq(s.peak_in_use, 1);
+    ck_assert_int_eq(s.waits, 0);
+    ck_assert_int_eq(s.created, 1);
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* Connections being opened count in the peak as they do against the
+ * limit: two slow opens and a third borrower queued behind them make a
+ * peak of two, however far the opens have got. */
+START_TEST(test_peak_counts_connections_being_opened)
+{
+    struct job j[3];
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=2", "POOL_AcquireTimeout=10000");
+    atomic_store(&fault.connect_delay_ms, 200);
+    job_start(&j[0], "P");
+    job_start(&j[1], "P");
+    ck_eventually(st("P").opening + st("P").in_use == 2, 5000);
+    job_start(&j[2], "P");
+    ck_eventually(st("P").waiting == 1, 5000);
+    s = st("P");
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+    job_join(&j[0]);
+    ck_status(j[0].rc, CDM_OK);
+    cdm_disconnect(j[0].c);
+    for (int i = 1; i < 3; i++) {
+        job_join(&j[i]);
+        ck_status(j[i].rc, CDM_OK);
+        cdm_disconnect(j[i].c);
+    }
+    s = st("P");
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.created, 2);
+}
+END_TEST
+
+/* Many threads over a small pool: the peak never passes the limit, and
+ * every read of in_use + opening is at most the peak. */
+struct peak_worker {
+    pthread_t th;
+    atomic_int *stop;
+    int rc;
+};
+
+static void *peak_worker_main(void *arg)
+{
+    struct peak_worker *w = arg;
+
+    while (!atomic_load(w->stop)) {
+        cdm_conn *c;
+        if ((w->rc = cdm_connect(m, "P", &c)) != CDM_OK)
+            break;
+        cdm_disconnect(c);
+    }
+    return NULL;
+}
+
+START_TEST(test_peak_bounded_under_load)
+{
+    struct peak_worker w[8];
+    atomic_int stop;
+    cdm_pool_stats s;
+    int reads = 0;
+
+    atomic_init(&stop, 0);
+    POOL("P", "POOL_MaximumItems=3", "POOL_AcquireTimeout=10000");
+    for (int i = 0; i < 8; i++) {
+        w[i].stop = &stop;
+        w[i].rc = CDM_OK;
+        ck_assert_int_eq(pthread_create(&w[i].th, NULL, peak_worker_main, &w[i]), 0);
+    }
+    /* Until the pool has been full at least once and has been read a few
+     * hundred times (a bound on work, not on time). */
+    for (int64_t end = tu_now_ms() + 5000;
+         (reads < 300 || st("P").waits == 0) && tu_now_ms() < end; reads++) {
+        s = st("P");
+        ck_assert_int_le(s.in_use + s.opening, s.peak_in_use);
+        ck_assert_int_le(s.peak_in_use, 3);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(pthread_join(w[i].th, NULL), 0);
+        ck_status(w[i].rc, CDM_OK);
+    }
+    s = st("P");
+    ck_assert_int_gt(s.waits, 0);
+    ck_assert_int_le(s.peak_in_use, 3);
+    ck_assert_int_ge(s.peak_in_use, 1);
+    ck_assert_int_le(s.waits, s.acquired);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -1822,7 +2080,8 @@ int main(void)
     TCase *td = tcase_create("close_def");
     TCase *tm = tcase_create("close");
     TCase *ts = tcase_create("stress");
-    TCase *all[] = { tb, tl, tv, tr, tc, tg, td, tm, ts };
+    TCase *tf = tcase_create("figures");
+    TCase *all[] = { tb, tl, tv, tr, tc, tg, td, tm, ts, tf };
 
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -1902,5 +2161,14 @@ int main(void)
     tcase_add_test(ts, test_stress_fault_invariants);
     tcase_add_test(ts, test_stress_sqlite_invariants);
     tcase_add_test(ts, test_stress_changes_and_close);
+
+    tcase_add_test(tf, test_peak_one_at_a_time);
+    tcase_add_test(tf, test_peak_kept_after_return);
+    tcase_add_test(tf, test_wait_counted_peak_is_limit);
+    tcase_add_test(tf, test_waits_count_each_borrower);
+    tcase_add_test(tf, test_timed_out_wait_counted);
+    tcase_add_test(tf, test_peak_and_waits_across_generations);
+    tcase_add_test(tf, test_peak_counts_connections_being_opened);
+    tcase_add_test(tf, test_peak_bounded_under_load);
     return tu_run(s);
 }
