@@ -178,7 +178,7 @@ const struct cdm_driver *cdm__driver_find(const char *id);
 
 struct cdm_ini_key {
     char *key;    /* as written */
-    char *value;  /* as iniparser read it (quotes and comments removed) */
+    char *value;  /* as iniparser 4.1 reads it (quotes and comments removed) */
     int line;
 };
 
@@ -197,6 +197,8 @@ struct cdm_ini {
     size_t nsections;
     char **warnings; /* repeated keys etc., "path:line: ..." */
     size_t nwarnings;
+    struct cdm_ini_slot *index;  /* sections and keys by name (ini.c) */
+    size_t index_cap, index_used;
 };
 
 /* Reads and parses a definition file (through iniparser, serialised).
@@ -399,8 +401,6 @@ struct cdm_loaded {
 int cdm__load(const char *path, struct cdm_loaded *l);
 void cdm__loaded_free(struct cdm_loaded *l);
 
-void cdm__ini_fork_lock(void);
-void cdm__ini_fork_unlock(void);
 
 /* --------------------------------------------------------------- conn.c */
 

@@ -106,12 +106,11 @@ static void where_defined(const struct cdm_def *d, char *buf, size_t size)
 
 /* Before fork(): every lock a child could need is taken, so the child
  * never inherits one held by a thread it does not have.  Order: the
- * default manager's, iniparser's, the list's, then per manager its own,
+ * default manager's, the list's, then per manager its own,
  * its registry's and its log lock (the order used everywhere else). */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&default_lock);
-    cdm__ini_fork_lock();
     pthread_mutex_lock(&all_lock);
     for (cdm_manager *m = all_managers; m; m = m->next_all) {
         pthread_mutex_lock(&m->lock);
@@ -135,7 +134,6 @@ static void fork_release(void)
         pthread_mutex_unlock(&m->lock);
     }
     pthread_mutex_unlock(&all_lock);
-    cdm__ini_fork_unlock();
     pthread_mutex_unlock(&default_lock);
 }
 
