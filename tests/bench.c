@@ -57,32 +57,38 @@
  *                      definitions (PG, MySQL and SQLite ones with Server,
  *                      Port, Database, User_Name, Password, Pooled, pool
  *                      limits; a tenth inherit through ConnectionDef;
- *                      about 1.8 MB, mode 0600) into a fresh manager.
+ *                      about 2 MB, mode 0600) into a fresh manager.
  *   lookup_ns          cdm_manager_has_def on that manager, cycling over
  *                      1024 names: half present as written, a quarter
  *                      present in upper case, a quarter absent; wall time
  *                      / lookups.
  *   idle_conn_bytes    memory cdm adds per idle pooled connection beyond
- *                      the driver's own.  Each side runs in a child
- *                      process forked before anything else (so neither
- *                      reuses memory the other freed): it opens one
- *                      connection (creating the manager, pool and cleanup
- *                      thread, or SQLite's globals), reads its resident
- *                      set (/proc/self/statm: current, not getrusage's
- *                      peak), opens 200 more, and reads it again.  cdm
- *                      side: 201 borrowed at once from a pooled SQLite
- *                      ":memory:" definition, then all returned, so 200
- *                      new ones sit idle.  Driver side: 200 more
- *                      sqlite3_open_v2(":memory:") doing what cdm's
- *                      driver does at open (flags, busy timeout, the
- *                      foreign_keys and schema_version PRAGMAs, so SQLite
- *                      holds the same state).  Figure: (cdm delta - driver
- *                      delta) / 200.  RSS counts pages, so it is read at
- *                      200 connections (a page is 20 bytes per
- *                      connection); the heap in use (mallinfo2, every
- *                      arena) is reported beside it as a check without
- *                      page rounding.  No malloc_trim: only growth is
- *                      measured, and freed memory is never part of it.
+ *                      the driver's own.  A sample is one fresh process
+ *                      (this program run again with --idle-child, so
+ *                      neither side reuses memory the other freed, and
+ *                      the address space is laid out afresh each time):
+ *                      it opens one connection (creating the manager,
+ *                      pool and cleanup thread, or SQLite's globals),
+ *                      reads its resident set (/proc/self/statm: the
+ *                      current RSS, not getrusage's peak), opens 200
+ *                      more, and reads it again.  cdm side: 201 borrowed
+ *                      at once from a pooled SQLite ":memory:"
+ *                      definition, then all returned, so 200 new ones sit
+ *                      idle.  Driver side: 200 more sqlite3_open_v2
+ *                      (":memory:") doing what cdm's driver does at open
+ *                      (flags, busy timeout, the foreign_keys and
+ *                      schema_version PRAGMAs), so SQLite holds the same
+ *                      state.  A round takes 5 samples a side,
+ *                      alternating; figure: (median cdm RSS delta -
+ *                      median driver RSS delta) / 200.  RSS counts pages,
+ *                      and where the heap starts within a page (address
+ *                      randomisation) moves a sample by a few of them, so
+ *                      one round is good to a page per 200 connections
+ *                      or a few (20 bytes each); the heap in use
+ *                      (mallinfo2, every arena), exact and without page
+ *                      rounding, is given beside it.  No malloc_trim:
+ *                      only growth is measured, and memory freed is
+ *                      never part of it.
  *
  * Server figures run when CDM_TEST_PG_* / CDM_TEST_MYSQL_* are set
  * (tests/bench.sh starts tests/servers.sh when they are not); without a
@@ -102,6 +108,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -131,6 +138,7 @@
 
 static int rounds = 5;
 static double seconds = 0.5;
+static const char *only;        /* --only: comma-separated groups */
 static int cores = 1;
 
 static int64_t now_ns(void)
@@ -153,6 +161,22 @@ static void work(int64_t ns)
 
     while (now_ns() < end)
         ;
+}
+
+/* Whether the group `name` (idle, load, fast, over, pg, mysql) runs. */
+static bool wanted(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (!only)
+        return true;
+    for (const char *p = only; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && !strncmp(p, name, n))
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
 }
 
 static void progress(const char *fmt, ...)
@@ -484,7 +508,7 @@ static void bench_fast(cdm_manager *m)
              "oversub_* skipped", cdm_errmsg());
         return;
     }
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < rounds && wanted("fast"); r++) {
         progress("fast path, one thread, round %d/%d", r + 1, rounds);
         bare_init(&b, 1);
         for (int side = 0; side < 2; side++) {
@@ -499,7 +523,7 @@ static void bench_fast(cdm_manager *m)
         }
         bare_destroy(&b);
     }
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < rounds && wanted("fast"); r++) {
         progress("fast path, %d threads, round %d/%d", MAX_THREADS, r + 1, rounds);
         bare_init(&b, MAX_THREADS);
         for (int side = 0; side < 2; side++) {
@@ -523,7 +547,7 @@ static void bench_fast(cdm_manager *m)
         die("adding the SQLite definition");
     if (warm(m, "Over", OVER_MAX) != CDM_OK)
         die("opening the SQLite definition");
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < rounds && wanted("over"); r++) {
         double ideal = (cores < OVER_MAX ? cores : OVER_MAX) * 1e9 / HOLD_NS;
         progress("oversubscribed, round %d/%d", r + 1, rounds);
         bare_init(&b, OVER_MAX);
@@ -634,6 +658,8 @@ static void bench_server(cdm_manager *m, struct server *s)
     void *raw, *ctx;
     int rc;
 
+    if (!wanted(s->lower))
+        return;
     snprintf(def, sizeof def, "%s_Pooled", s->label);
     snprintf(port_var, sizeof port_var, "%s_PORT", s->prefix);
     if (!env(port_var) || (rc = server_def(m, s, def)) > 0) {
@@ -931,6 +957,7 @@ static void my_version(char *buf, size_t size)
 /* ------------------------------------------------- definitions file */
 
 static char tmpdir[256];
+static double defs_mb;      /* size of the generated file */
 
 static int write_defs(const char *path)
 {
@@ -984,6 +1011,11 @@ static void bench_load(void)
         note("cannot write %s: load_10k_defs_ms, lookup_ns skipped", path);
         rmdir(tmpdir);
         return;
+    }
+    {
+        struct stat st;
+        if (stat(path, &st) == 0)
+            defs_mb = (double)st.st_size / 1e6;
     }
     for (int i = 0; i < NLOOKUP; i++) {
         int d;
@@ -1069,8 +1101,9 @@ static sqlite3 *raw_sqlite_open(void)
 }
 #endif
 
-/* In a child: the growth of RSS and heap over IDLE_CONNS connections,
- * opened by cdm (pooled, then returned) or by SQLite alone. */
+/* In a process of its own: the growth of RSS and heap, per connection,
+ * over IDLE_CONNS connections opened by cdm (pooled, then returned) or
+ * by SQLite alone. */
 static int idle_child(bool with_cdm, double out[2])
 {
     static cdm_conn *held[IDLE_CONNS + 1];
@@ -1112,8 +1145,13 @@ static int idle_child(bool with_cdm, double out[2])
     return rss0 < 0 ? -1 : 0;
 }
 
+/* One side in a fresh process: this program run again (exec, so that
+ * its address space is laid out afresh: where the heap starts within a
+ * page moves the count by a few pages, and a forked child would inherit
+ * the parent's layout every time). */
 static int idle_side(bool with_cdm, double out[2])
 {
+    char buf[128];
     int fds[2], status;
     pid_t pid;
     ssize_t got;
@@ -1121,41 +1159,60 @@ static int idle_side(bool with_cdm, double out[2])
     if (pipe(fds) != 0)
         return -1;
     fflush(NULL);
-    if ((pid = fork()) < 0)
-        return -1;
-    if (pid == 0) {
-        double v[2];
+    if ((pid = fork()) < 0) {
         close(fds[0]);
-        if (idle_child(with_cdm, v) == 0 && write(fds[1], v, sizeof v) != sizeof v)
-            _exit(1);
-        _exit(0);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        if (dup2(fds[1], 1) < 0)
+            _exit(127);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/proc/self/exe", "bench", "--idle-child",
+              with_cdm ? "cdm" : "driver", (char *)NULL);
+        _exit(127);
     }
     close(fds[1]);
-    got = read(fds[0], out, 2 * sizeof *out);
+    got = read(fds[0], buf, sizeof buf - 1);
     close(fds[0]);
-    waitpid(pid, &status, 0);
-    return got == (ssize_t)(2 * sizeof *out) ? 0 : -1;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0 || got <= 0)
+        return -1;
+    buf[got] = 0;
+    return sscanf(buf, "%lf %lf", &out[0], &out[1]) == 2 ? 0 : -1;
 }
 
+/* A round: IDLE_SAMPLES processes a side, alternating, and the
+ * difference of the sides' medians. */
+#define IDLE_SAMPLES 5
 static void bench_idle(void)
 {
     for (int r = 0; r < rounds; r++) {
-        double c[2], d[2];
-        int bad;
+        struct figure c = { 0 }, d = { 0 }, ch = { 0 }, dh = { 0 };
         progress("idle connections, round %d/%d", r + 1, rounds);
-        bad = r & 1 ? idle_side(false, d) || idle_side(true, c)
-                    : idle_side(true, c) || idle_side(false, d);
-        if (bad) {
-            note("idle connections could not be measured (/proc/self/statm "
-                 "or SQLite missing): idle_conn_bytes skipped");
-            fig[F_IDLE].n = fig[B_IDLE_CDM_RSS].n = fig[B_IDLE_DRV_RSS].n = 0;
-            fig[B_IDLE_HEAP].n = 0;
-            return;
+        for (int i = 0; i < 2 * IDLE_SAMPLES; i++) {
+            bool with_cdm = (i ^ r) & 1;
+            double v[2];
+            if (idle_side(with_cdm, v) != 0) {
+                note("idle connections could not be measured (/proc/self/"
+                     "statm, /proc/self/exe or SQLite missing): "
+                     "idle_conn_bytes skipped");
+                fig[F_IDLE].n = fig[B_IDLE_CDM_RSS].n = 0;
+                fig[B_IDLE_DRV_RSS].n = fig[B_IDLE_HEAP].n = 0;
+                return;
+            }
+            (with_cdm ? &c : &d)->v[(with_cdm ? &c : &d)->n++] = v[0];
+            (with_cdm ? &ch : &dh)->v[(with_cdm ? &ch : &dh)->n++] = v[1];
         }
-        record(B_IDLE_CDM_RSS, c[0]);
-        record(B_IDLE_DRV_RSS, d[0]);
-        record(F_IDLE, c[0] - d[0]);
-        record(B_IDLE_HEAP, c[1] - d[1]);
+        summarize(&c);
+        summarize(&d);
+        summarize(&ch);
+        summarize(&dh);
+        record(B_IDLE_CDM_RSS, c.median);
+        record(B_IDLE_DRV_RSS, d.median);
+        record(F_IDLE, c.median - d.median);
+        record(B_IDLE_HEAP, ch.median - dh.median);
     }
 }
 
@@ -1283,7 +1340,7 @@ static void beside(int i, char *buf, size_t size)
                      fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
         break;
     case F_LOAD:
-        snprintf(buf, size, "%d definitions, 1.8 MB", NDEFS);
+        snprintf(buf, size, "%d definitions, %.1f MB", NDEFS, defs_mb);
         break;
     case F_LOOKUP:
         snprintf(buf, size, "cdm_manager_has_def, %d definitions", NDEFS);
@@ -1425,6 +1482,8 @@ static void usage(FILE *to)
             "  --rounds N   rounds per figure, median of them (default 5)\n"
             "  --seconds S  time each side gets per round (default 0.5)\n"
             "  --json FILE  also write the figures as one JSON object\n"
+            "  --only LIST  only these groups, comma-separated: idle, load,\n"
+            "               fast, over, pg, mysql (figures of the others null)\n"
             "Server figures need CDM_TEST_PG_* / CDM_TEST_MYSQL_* "
             "(tests/bench.sh sets them).\n");
 }
@@ -1435,6 +1494,13 @@ int main(int argc, char **argv)
     char pg_ver[64] = "", my_ver[64] = "";
     cdm_manager *m;
 
+    if (argc == 3 && !strcmp(argv[1], "--idle-child")) {
+        double v[2];
+        if (idle_child(!strcmp(argv[2], "cdm"), v) != 0)
+            return 1;
+        printf("%.17g %.17g\n", v[0], v[1]);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
@@ -1442,6 +1508,8 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc)
             json = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -1455,17 +1523,20 @@ int main(int argc, char **argv)
                 MAX_ROUNDS);
         return 2;
     }
+    if (only)
+        note("--only %s: the other figures were not measured", only);
     if (rounds < 5)
         note("%d rounds: the figures want at least 5", rounds);
     read_machine();
 
-    /* First, while this process has no threads and little heap: each
-     * side runs in a child of its own. */
-    bench_idle();
-    bench_load();
+    if (wanted("idle"))
+        bench_idle();
+    if (wanted("load"))
+        bench_load();
     if (cdm_manager_new(&m) != CDM_OK)
         die("cdm_manager_new");
-    bench_fast(m);
+    if (wanted("fast") || wanted("over"))
+        bench_fast(m);
     {
 #if HAVE_POSTGRESQL
         struct server pg = {
