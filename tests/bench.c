@@ -78,17 +78,19 @@
  *                      (":memory:") doing what cdm's driver does at open
  *                      (flags, busy timeout, the foreign_keys and
  *                      schema_version PRAGMAs), so SQLite holds the same
- *                      state.  A round takes 5 samples a side,
+ *                      state.  A round takes 9 samples a side,
  *                      alternating; figure: (median cdm RSS delta -
  *                      median driver RSS delta) / 200.  RSS counts pages,
- *                      and where the heap starts within a page (address
- *                      randomisation) moves a sample by a few of them, so
- *                      one round is good to a page per 200 connections
- *                      or a few (20 bytes each); the heap in use
- *                      (mallinfo2, every arena), exact and without page
- *                      rounding, is given beside it.  No malloc_trim:
- *                      only growth is measured, and memory freed is
- *                      never part of it.
+ *                      and on the development machine a sample's count
+ *                      moves by up to ~15 pages from one process to the
+ *                      next (address layout; the kernel's page reclaim),
+ *                      i.e. +-300 bytes a connection, so the figure is
+ *                      good to a few hundred bytes.  Beside it, exact:
+ *                      the same difference of the heap in use
+ *                      (mallinfo2, every arena; baseline
+ *                      idle_conn_heap_bytes).  No malloc_trim: only
+ *                      growth is measured, and memory freed is never
+ *                      part of it.
  *
  * Server figures run when CDM_TEST_PG_* / CDM_TEST_MYSQL_* are set
  * (tests/bench.sh starts tests/servers.sh when they are not); without a
@@ -1187,7 +1189,7 @@ static int idle_side(bool with_cdm, double out[2])
 
 /* A round: IDLE_SAMPLES processes a side, alternating, and the
  * difference of the sides' medians. */
-#define IDLE_SAMPLES 5
+#define IDLE_SAMPLES 9
 static void bench_idle(void)
 {
     for (int r = 0; r < rounds; r++) {
