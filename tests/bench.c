@@ -501,77 +501,79 @@ static int warm(cdm_manager *m, const char *def, int n)
 
 /* --------------------------------------------------- fast path, SQLite */
 
-static void bench_fast(cdm_manager *m)
+/* Opens the SQLite definitions' connections; false if SQLite cannot. */
+static bool fast_setup(cdm_manager *m)
+{
+    if (sqlite_def(m, "Fast", MAX_THREADS) != CDM_OK ||
+        sqlite_def(m, "Over", OVER_MAX) != CDM_OK)
+        die("adding the SQLite definitions");
+    if (warm(m, "Fast", MAX_THREADS) != CDM_OK ||
+        warm(m, "Over", OVER_MAX) != CDM_OK) {
+        note("SQLite cannot be opened (%s): cycle_ns_1t, cycles_per_s_32t, "
+             "oversub_* skipped", cdm_errmsg());
+        return false;
+    }
+    return true;
+}
+
+static void fast_round(cdm_manager *m, int r)
 {
     struct bare b;
 
-    if (sqlite_def(m, "Fast", MAX_THREADS) != CDM_OK)
-        die("adding the SQLite definition");
-    if (warm(m, "Fast", MAX_THREADS) != CDM_OK) {
-        note("SQLite cannot be opened (%s): cycle_ns_1t, cycles_per_s_32t, "
-             "oversub_* skipped", cdm_errmsg());
-        return;
-    }
-    for (int r = 0; r < rounds && wanted("fast"); r++) {
-        progress("fast path, one thread, round %d/%d", r + 1, rounds);
-        bare_init(&b, 1);
-        for (int side = 0; side < 2; side++) {
-            if ((side ^ r) & 1)
-                record(F_FLOOR_1T, cycle_ns(NULL, NULL, &b));
-            else {
-                double ns = cycle_ns(m, "Fast", NULL);
-                if (ns < 0)
-                    die("cdm_connect on the SQLite definition");
-                record(F_CYCLE_1T, ns);
-            }
+    progress("round %d/%d: borrow cycles, SQLite", r + 1, rounds);
+    bare_init(&b, 1);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1)
+            record(F_FLOOR_1T, cycle_ns(NULL, NULL, &b));
+        else {
+            double ns = cycle_ns(m, "Fast", NULL);
+            if (ns < 0)
+                die("cdm_connect on the SQLite definition");
+            record(F_CYCLE_1T, ns);
         }
-        bare_destroy(&b);
     }
-    for (int r = 0; r < rounds && wanted("fast"); r++) {
-        progress("fast path, %d threads, round %d/%d", MAX_THREADS, r + 1, rounds);
-        bare_init(&b, MAX_THREADS);
-        for (int side = 0; side < 2; side++) {
-            if ((side ^ r) & 1)
-                record(B_FLOOR_CPS_32T,
-                       run_threads(NULL, &b, NULL, MAX_THREADS, 0).per_sec);
-            else {
-                struct threads_result t = run_threads(m, NULL, "Fast",
-                                                      MAX_THREADS, 0);
-                if (t.errors)
-                    die("cdm_connect on the SQLite definition");
-                record(F_CPS_32T, t.per_sec);
-            }
+    bare_destroy(&b);
+    bare_init(&b, MAX_THREADS);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1)
+            record(B_FLOOR_CPS_32T,
+                   run_threads(NULL, &b, NULL, MAX_THREADS, 0).per_sec);
+        else {
+            struct threads_result t = run_threads(m, NULL, "Fast",
+                                                  MAX_THREADS, 0);
+            if (t.errors)
+                die("cdm_connect on the SQLite definition");
+            record(F_CPS_32T, t.per_sec);
         }
-        bare_destroy(&b);
     }
+    bare_destroy(&b);
+}
 
-    /* Oversubscribed: what the machine allows is min(cores, 4) holds of
-     * HOLD_NS at a time. */
-    if (sqlite_def(m, "Over", OVER_MAX) != CDM_OK)
-        die("adding the SQLite definition");
-    if (warm(m, "Over", OVER_MAX) != CDM_OK)
-        die("opening the SQLite definition");
-    for (int r = 0; r < rounds && wanted("over"); r++) {
-        double ideal = (cores < OVER_MAX ? cores : OVER_MAX) * 1e9 / HOLD_NS;
-        progress("oversubscribed, round %d/%d", r + 1, rounds);
-        bare_init(&b, OVER_MAX);
-        for (int side = 0; side < 2; side++) {
-            if ((side ^ r) & 1) {
-                struct threads_result t = run_threads(NULL, &b, NULL,
-                                                      MAX_THREADS, HOLD_NS);
-                record(B_OVER_FLOOR_EFF, t.per_sec / ideal);
-                record(B_OVER_FLOOR_SLOW, t.slowest);
-            } else {
-                struct threads_result t = run_threads(m, NULL, "Over",
-                                                      MAX_THREADS, HOLD_NS);
-                if (t.errors)
-                    die("cdm_connect on the oversubscribed definition");
-                record(F_OVER_EFF, t.per_sec / ideal);
-                record(F_OVER_SLOW, t.slowest);
-            }
+/* Oversubscribed: what the machine allows is min(cores, 4) holds of
+ * HOLD_NS at a time. */
+static void over_round(cdm_manager *m, int r)
+{
+    double ideal = (cores < OVER_MAX ? cores : OVER_MAX) * 1e9 / HOLD_NS;
+    struct bare b;
+
+    progress("round %d/%d: oversubscribed pool", r + 1, rounds);
+    bare_init(&b, OVER_MAX);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1) {
+            struct threads_result t = run_threads(NULL, &b, NULL,
+                                                  MAX_THREADS, HOLD_NS);
+            record(B_OVER_FLOOR_EFF, t.per_sec / ideal);
+            record(B_OVER_FLOOR_SLOW, t.slowest);
+        } else {
+            struct threads_result t = run_threads(m, NULL, "Over",
+                                                  MAX_THREADS, HOLD_NS);
+            if (t.errors)
+                die("cdm_connect on the oversubscribed definition");
+            record(F_OVER_EFF, t.per_sec / ideal);
+            record(F_OVER_SLOW, t.slowest);
         }
-        bare_destroy(&b);
     }
+    bare_destroy(&b);
 }
 
 /* ----------------------------------------------------------- servers */
@@ -596,6 +598,10 @@ struct server {
     void *(*param_prepare)(void *h);        /* NULL on failure */
     int (*param_run)(void *ctx);            /* 0: read 42 */
     void (*param_free)(void *ctx);
+    /* set by server_setup */
+    bool ready, param_ready;
+    char def[64];
+    void *raw, *ctx;    /* the driver's own connection, its statement */
 };
 
 /* A pooled definition on the test server whose variables start with the
@@ -655,48 +661,71 @@ static int cdm_param(cdm_manager *m, const char *def)
     return ok ? 0 : -1;
 }
 
-static void bench_server(cdm_manager *m, struct server *s)
+/* Defines and opens the pooled definition and the driver's own
+ * connection with its prepared statement; s->ready if the server is
+ * there. */
+static void server_setup(cdm_manager *m, struct server *s)
 {
-    char def[64], port_var[64];
-    cdm_conn *held;
-    void *raw, *ctx;
+    char port_var[64];
     int rc;
 
-    if (!wanted(s->lower))
-        return;
-    snprintf(def, sizeof def, "%s_Pooled", s->label);
+    snprintf(s->def, sizeof s->def, "%s_Pooled", s->label);
     snprintf(port_var, sizeof port_var, "%s_PORT", s->prefix);
-    if (!env(port_var) || (rc = server_def(m, s, def)) > 0) {
+    if (!env(port_var) || (rc = server_def(m, s, s->def)) > 0) {
         note("no %s test server: %s_* figures skipped (run through "
              "tests/bench.sh, which starts one)", s->label, s->lower);
         return;
     }
-    if (rc < 0 || warm(m, def, MAX_THREADS) != CDM_OK) {
+    if (rc < 0 || warm(m, s->def, MAX_THREADS) != CDM_OK) {
         note("%s test server unusable (%s): %s_* figures skipped", s->label,
              cdm_errmsg(), s->lower);
         return;
     }
+    s->ready = true;
+    if (!(s->raw = s->raw_connect()) || !(s->ctx = s->param_prepare(s->raw)) ||
+        s->param_run(s->ctx) != 0) {
+        note("%s: preparing SELECT ?+1 with the driver failed: %s_param_ratio "
+             "skipped", s->label, s->lower);
+        return;
+    }
+    if (cdm_param(m, s->def) != 0)
+        die("SELECT ?+1 through cdm");
+    s->param_ready = true;
+}
 
+static void server_teardown(struct server *s)
+{
+    if (s->ctx)
+        s->param_free(s->ctx);
+    if (s->raw)
+        s->raw_close(s->raw);
+}
+
+static void server_round(cdm_manager *m, struct server *s, int r)
+{
+    const char *def = s->def;
+    cdm_conn *held;
+
+    if (!s->ready)
+        return;
     /* Borrow cycles, PostgreSQL only (the figures). */
     if (s->f_open == F_PG_OPEN) {
-        for (int r = 0; r < rounds; r++) {
-            struct threads_result t;
-            double ns;
-            progress("%s borrow cycles, round %d/%d", s->label, r + 1, rounds);
-            if ((ns = cycle_ns(m, def, NULL)) < 0)
-                die("cdm_connect on the PG definition");
-            record(F_PG_CYCLE_1T, ns);
-            t = run_threads(m, NULL, def, MAX_THREADS, 0);
-            if (t.errors)
-                die("cdm_connect on the PG definition");
-            record(F_PG_CPS_32T, t.per_sec);
-        }
+        struct threads_result t;
+        double ns;
+        progress("round %d/%d: %s borrow cycles", r + 1, rounds, s->label);
+        if ((ns = cycle_ns(m, def, NULL)) < 0)
+            die("cdm_connect on the PG definition");
+        record(F_PG_CYCLE_1T, ns);
+        t = run_threads(m, NULL, def, MAX_THREADS, 0);
+        if (t.errors)
+            die("cdm_connect on the PG definition");
+        record(F_PG_CPS_32T, t.per_sec);
     }
 
     /* Opening: a fresh driver connection against a pooled borrow. */
-    for (int r = 0; r < rounds; r++) {
+    progress("round %d/%d: %s open", r + 1, rounds, s->label);
+    {
         double fresh = 0, pooled = 0;
-        progress("%s open, round %d/%d", s->label, r + 1, rounds);
         for (int side = 0; side < 2; side++) {
             int64_t t0 = now_ns(), end = t0 + side_ns();
             long n = 0;
@@ -704,9 +733,9 @@ static void bench_server(cdm_manager *m, struct server *s)
                 do {
                     void *h = s->raw_connect();
                     if (!h) {
-                        note("%s: the driver's own connect failed: %s_* "
-                             "figures incomplete", s->label, s->lower);
-                        return;
+                        fprintf(stderr, "bench: %s: the driver's own connect "
+                                "failed\n", s->label);
+                        exit(1);
                     }
                     s->raw_close(h);
                     n++;
@@ -725,14 +754,14 @@ static void bench_server(cdm_manager *m, struct server *s)
 
     /* SELECT 1 on one held connection: the driver's call and cdm_query in
      * alternating batches. */
+    progress("round %d/%d: %s SELECT 1", r + 1, rounds, s->label);
     if (cdm_connect(m, def, &held) != CDM_OK)
         die("cdm_connect on a server definition");
     if (s->raw_select1(cdm_conn_handle(held)) != 0 || cdm_select1(held) != 0)
         die("SELECT 1");
-    for (int r = 0; r < rounds; r++) {
+    {
         int64_t t_raw = 0, t_cdm = 0, start = now_ns();
         long batches = 0;
-        progress("%s SELECT 1, round %d/%d", s->label, r + 1, rounds);
         do {
             for (int side = 0; side < 2; side++) {
                 int64_t t0 = now_ns();
@@ -753,26 +782,18 @@ static void bench_server(cdm_manager *m, struct server *s)
 
     /* SELECT ?+1: through the pool against the driver's prepared
      * statement on a connection of its own. */
-    if (!(raw = s->raw_connect()) || !(ctx = s->param_prepare(raw)) ||
-        s->param_run(ctx) != 0) {
-        note("%s: preparing SELECT ?+1 with the driver failed: %s_param_ratio "
-             "skipped", s->label, s->lower);
-        if (raw)
-            s->raw_close(raw);
+    if (!s->param_ready)
         return;
-    }
-    if (cdm_param(m, def) != 0)
-        die("SELECT ?+1 through cdm");
-    for (int r = 0; r < rounds; r++) {
+    progress("round %d/%d: %s SELECT ?+1", r + 1, rounds, s->label);
+    {
         int64_t t_raw = 0, t_cdm = 0, start = now_ns();
         long batches = 0;
-        progress("%s SELECT ?+1, round %d/%d", s->label, r + 1, rounds);
         do {
             for (int side = 0; side < 2; side++) {
                 int64_t t0 = now_ns();
                 bool raw_side = (side ^ batches) & 1;
                 for (int i = 0; i < BATCH; i++)
-                    if ((raw_side ? s->param_run(ctx) : cdm_param(m, def)) != 0)
+                    if ((raw_side ? s->param_run(s->ctx) : cdm_param(m, def)) != 0)
                         die("SELECT ?+1");
                 *(raw_side ? &t_raw : &t_cdm) += now_ns() - t0;
             }
@@ -782,8 +803,6 @@ static void bench_server(cdm_manager *m, struct server *s)
         record(s->b_param_cdm, (double)t_cdm / 1e3 / (double)(batches * BATCH));
         record(s->f_param, (double)t_cdm / (double)t_raw);
     }
-    s->param_free(ctx);
-    s->raw_close(raw);
 }
 
 #if HAVE_POSTGRESQL
@@ -997,10 +1016,13 @@ static int write_defs(const char *path)
     return fclose(f) == 0 ? 0 : -1;
 }
 
-static void bench_load(void)
+static char defs_path[300];
+static char names[NLOOKUP][32];
+
+/* Writes the file and the names to look up; false if it cannot. */
+static bool load_setup(void)
 {
-    char path[300];
-    static char names[NLOOKUP][32];
+    struct stat st;
     uint32_t seed = 12345;
 
     snprintf(tmpdir, sizeof tmpdir, "%s/cdm-bench-XXXXXX",
@@ -1008,19 +1030,17 @@ static void bench_load(void)
     if (!mkdtemp(tmpdir)) {
         note("cannot make a temporary directory: load_10k_defs_ms, "
              "lookup_ns skipped");
-        return;
+        return false;
     }
-    snprintf(path, sizeof path, "%s/defs.ini", tmpdir);
-    if (write_defs(path) != 0) {
-        note("cannot write %s: load_10k_defs_ms, lookup_ns skipped", path);
+    snprintf(defs_path, sizeof defs_path, "%s/defs.ini", tmpdir);
+    if (write_defs(defs_path) != 0) {
+        note("cannot write %s: load_10k_defs_ms, lookup_ns skipped", defs_path);
+        unlink(defs_path);
         rmdir(tmpdir);
-        return;
+        return false;
     }
-    {
-        struct stat st;
-        if (stat(path, &st) == 0)
-            defs_mb = (double)st.st_size / 1e6;
-    }
+    if (stat(defs_path, &st) == 0)
+        defs_mb = (double)st.st_size / 1e6;
     for (int i = 0; i < NLOOKUP; i++) {
         int d;
         seed = seed * 1103515245u + 12345u;
@@ -1034,30 +1054,38 @@ static void bench_load(void)
             snprintf(names[i], sizeof names[i], "App%05d_%s", d,
                      (const char *[]){ "PG", "MySQL", "SQLite" }[d % 3]);
     }
-    for (int r = 0; r < rounds; r++) {
-        cdm_manager *m;
-        int64_t t0, start;
-        long n = 0, found = 0;
-        progress("loading %d definitions, round %d/%d", NDEFS, r + 1, rounds);
-        if (cdm_manager_new(&m) != CDM_OK)
-            die("cdm_manager_new");
-        t0 = now_ns();
-        if (cdm_manager_load_file(m, path) != CDM_OK)
-            die("loading the generated definitions");
-        record(F_LOAD, (double)(now_ns() - t0) / 1e6);
-        start = now_ns();
-        do {
-            for (int i = 0; i < NLOOKUP; i++)
-                found += cdm_manager_has_def(m, names[i]);
-            n += NLOOKUP;
-        } while (now_ns() - start < side_ns() / 2);
-        record(F_LOOKUP, (double)(now_ns() - start) / (double)n);
-        if (found != n / 4 * 3)
-            die("cdm_manager_has_def found the wrong names");
-        cdm_manager_free(m);
-    }
-    unlink(path);
+    return true;
+}
+
+static void load_teardown(void)
+{
+    unlink(defs_path);
     rmdir(tmpdir);
+}
+
+static void load_round(int r)
+{
+    cdm_manager *m;
+    int64_t t0, start;
+    long n = 0, found = 0;
+
+    progress("round %d/%d: loading %d definitions", r + 1, rounds, NDEFS);
+    if (cdm_manager_new(&m) != CDM_OK)
+        die("cdm_manager_new");
+    t0 = now_ns();
+    if (cdm_manager_load_file(m, defs_path) != CDM_OK)
+        die("loading the generated definitions");
+    record(F_LOAD, (double)(now_ns() - t0) / 1e6);
+    start = now_ns();
+    do {
+        for (int i = 0; i < NLOOKUP; i++)
+            found += cdm_manager_has_def(m, names[i]);
+        n += NLOOKUP;
+    } while (now_ns() - start < side_ns() / 2);
+    record(F_LOOKUP, (double)(now_ns() - start) / (double)n);
+    if (found != n / 4 * 3)
+        die("cdm_manager_has_def found the wrong names");
+    cdm_manager_free(m);
 }
 
 /* ------------------------------------------------------------ memory */
@@ -1190,34 +1218,38 @@ static int idle_side(bool with_cdm, double out[2])
 /* A round: IDLE_SAMPLES processes a side, alternating, and the
  * difference of the sides' medians. */
 #define IDLE_SAMPLES 9
-static void bench_idle(void)
+static bool idle_failed;
+
+static void idle_round(int r)
 {
-    for (int r = 0; r < rounds; r++) {
-        struct figure c = { 0 }, d = { 0 }, ch = { 0 }, dh = { 0 };
-        progress("idle connections, round %d/%d", r + 1, rounds);
-        for (int i = 0; i < 2 * IDLE_SAMPLES; i++) {
-            bool with_cdm = (i ^ r) & 1;
-            double v[2];
-            if (idle_side(with_cdm, v) != 0) {
-                note("idle connections could not be measured (/proc/self/"
-                     "statm, /proc/self/exe or SQLite missing): "
-                     "idle_conn_bytes skipped");
-                fig[F_IDLE].n = fig[B_IDLE_CDM_RSS].n = 0;
-                fig[B_IDLE_DRV_RSS].n = fig[B_IDLE_HEAP].n = 0;
-                return;
-            }
-            (with_cdm ? &c : &d)->v[(with_cdm ? &c : &d)->n++] = v[0];
-            (with_cdm ? &ch : &dh)->v[(with_cdm ? &ch : &dh)->n++] = v[1];
+    struct figure c = { 0 }, d = { 0 }, ch = { 0 }, dh = { 0 };
+
+    if (idle_failed)
+        return;
+    progress("round %d/%d: idle connections", r + 1, rounds);
+    for (int i = 0; i < 2 * IDLE_SAMPLES; i++) {
+        bool with_cdm = (i ^ r) & 1;
+        double v[2];
+        if (idle_side(with_cdm, v) != 0) {
+            note("idle connections could not be measured (/proc/self/"
+                 "statm, /proc/self/exe or SQLite missing): "
+                 "idle_conn_bytes skipped");
+            fig[F_IDLE].n = fig[B_IDLE_CDM_RSS].n = 0;
+            fig[B_IDLE_DRV_RSS].n = fig[B_IDLE_HEAP].n = 0;
+            idle_failed = true;
+            return;
         }
-        summarize(&c);
-        summarize(&d);
-        summarize(&ch);
-        summarize(&dh);
-        record(B_IDLE_CDM_RSS, c.median);
-        record(B_IDLE_DRV_RSS, d.median);
-        record(F_IDLE, c.median - d.median);
-        record(B_IDLE_HEAP, ch.median - dh.median);
+        (with_cdm ? &c : &d)->v[(with_cdm ? &c : &d)->n++] = v[0];
+        (with_cdm ? &ch : &dh)->v[(with_cdm ? &ch : &dh)->n++] = v[1];
     }
+    summarize(&c);
+    summarize(&d);
+    summarize(&ch);
+    summarize(&dh);
+    record(B_IDLE_CDM_RSS, c.median);
+    record(B_IDLE_DRV_RSS, d.median);
+    record(F_IDLE, c.median - d.median);
+    record(B_IDLE_HEAP, ch.median - dh.median);
 }
 
 /* ------------------------------------------------------------ output */
@@ -1496,6 +1528,9 @@ int main(int argc, char **argv)
 {
     const char *json = NULL;
     char pg_ver[64] = "", my_ver[64] = "";
+    struct server *servers[2];
+    int nservers = 0;
+    bool do_load, do_fast;
     cdm_manager *m;
 
     if (argc == 3 && !strcmp(argv[1], "--idle-child")) {
@@ -1533,44 +1568,69 @@ int main(int argc, char **argv)
         note("%d rounds: the figures want at least 5", rounds);
     read_machine();
 
-    if (wanted("idle"))
-        bench_idle();
-    if (wanted("load"))
-        bench_load();
-    if (cdm_manager_new(&m) != CDM_OK)
-        die("cdm_manager_new");
-    if (wanted("fast") || wanted("over"))
-        bench_fast(m);
     {
 #if HAVE_POSTGRESQL
-        struct server pg = {
+        static struct server pg = {
             "PG", "DriverID=PG", "CDM_TEST_PG", "pg", F_PG_OPEN, F_PG_SEL1,
             F_PG_PARAM, B_PG_FRESH_US, B_PG_POOLED_US, B_PG_SEL1_RAW_US,
             B_PG_SEL1_CDM_US, B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US,
             pg_raw_connect, pg_raw_close, pg_raw_select1, pg_param_prepare,
-            pg_param_run, pg_param_free
+            pg_param_run, pg_param_free, false, false, "", NULL, NULL
         };
-        if (env("CDM_TEST_PG_PORT"))
-            pg_version(pg_ver, sizeof pg_ver);
-        bench_server(m, &pg);
+        servers[nservers++] = &pg;
 #else
         note("cdm built without PostgreSQL: pg_* figures skipped");
 #endif
 #if HAVE_MYSQL
-        struct server my = {
+        static struct server my = {
             "MySQL", "DriverID=MySQL", "CDM_TEST_MYSQL", "mysql", F_MY_OPEN,
             F_MY_SEL1, F_MY_PARAM, B_MY_FRESH_US, B_MY_POOLED_US,
             B_MY_SEL1_RAW_US, B_MY_SEL1_CDM_US, B_MY_PARAM_RAW_US,
             B_MY_PARAM_CDM_US, my_raw_connect, my_raw_close, my_raw_select1,
-            my_param_prepare, my_param_run, my_param_free
+            my_param_prepare, my_param_run, my_param_free, false, false, "",
+            NULL, NULL
         };
-        if (env("CDM_TEST_MYSQL_PORT"))
-            my_version(my_ver, sizeof my_ver);
-        bench_server(m, &my);
+        servers[nservers++] = &my;
 #else
         note("cdm built without MySQL: mysql_* figures skipped");
 #endif
     }
+#if HAVE_POSTGRESQL
+    if (wanted("pg") && env("CDM_TEST_PG_PORT"))
+        pg_version(pg_ver, sizeof pg_ver);
+#endif
+#if HAVE_MYSQL
+    if (wanted("mysql") && env("CDM_TEST_MYSQL_PORT"))
+        my_version(my_ver, sizeof my_ver);
+#endif
+
+    /* Everything is set up first; then each round measures every figure
+     * once, so that a figure's rounds are spread over the whole run and
+     * a burst of other work on the machine spoils one round of each, not
+     * every round of one. */
+    if (cdm_manager_new(&m) != CDM_OK)
+        die("cdm_manager_new");
+    do_load = wanted("load") && load_setup();
+    do_fast = (wanted("fast") || wanted("over")) && fast_setup(m);
+    for (int i = 0; i < nservers; i++)
+        if (wanted(servers[i]->lower))
+            server_setup(m, servers[i]);
+    for (int r = 0; r < rounds; r++) {
+        if (wanted("idle"))
+            idle_round(r);
+        if (do_load)
+            load_round(r);
+        if (do_fast && wanted("fast"))
+            fast_round(m, r);
+        if (do_fast && wanted("over"))
+            over_round(m, r);
+        for (int i = 0; i < nservers; i++)
+            server_round(m, servers[i], r);
+    }
+    for (int i = 0; i < nservers; i++)
+        server_teardown(servers[i]);
+    if (do_load)
+        load_teardown();
     cdm_manager_free(m);
 
     for (int i = 0; i < NALL; i++)
