@@ -5,12 +5,18 @@
  * is shown as MISS and does not change the exit status (only errors do).
  *
  * Every figure is measured in --rounds rounds (default 5) and reported as
- * the median with the smallest and largest round beside it.  Where two
- * things are compared (cdm and a baseline) each round measures both, the
- * order alternating from round to round, and the ratio figures alternate
- * batches within a round as well, so that drift (frequency scaling,
- * another process on the machine) hits both sides alike.  --seconds
- * (default 0.5) is the time each side gets in one round.
+ * the median with the smallest and largest round beside it.  A round
+ * measures every figure once (all setup is done first), so each figure's
+ * rounds are spread over the whole run.  Where two things are compared
+ * (cdm and a baseline) each round measures both, the order alternating
+ * from round to round, and the ratio figures alternate batches within a
+ * round as well, so that drift (frequency scaling, another process on
+ * the machine) hits both sides alike.  --seconds (default 0.5) is the
+ * time each side gets in one round; --only runs some groups of figures.
+ * The JSON holds every figure as {"median", "min", "max", "unit",
+ * "target", "met"} or null, the compared sides under "baselines", and
+ * the machine, servers, commit (CDM_BENCH_COMMIT, set by bench.sh),
+ * date, rounds and notes.
  *
  * The figures (JSON keys), exactly:
  *
