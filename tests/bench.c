@@ -1,29 +1,133 @@
 /*
- * bench.c - `make bench`: pool figures next to a bare mutex-protected
- * stack doing the same push/pop in the same run.  A program that prints
- * numbers, not a test: nothing here fails on a slow machine.
+ * bench.c - `make bench`: the figures behind the README's Performance
+ * section, in one run, as a Markdown table on stdout and (--json FILE) one
+ * JSON object.  A program that prints numbers, not a test: a missed target
+ * is shown as MISS and does not change the exit status (only errors do).
  *
- *   fast path       cdm_connect + cdm_disconnect on a pooled SQLite
- *                   :memory: definition, POOL_MaximumItems >= threads
- *   oversubscribed  32 threads, POOL_MaximumItems=4, ~20 us of work held
- *   servers         for PostgreSQL and MariaDB (when tests/servers.sh
- *                   has started them: CDM_TEST_* in the environment):
- *                   pooled open vs a fresh driver connect, and
- *                   cdm_query("SELECT 1") vs the driver's own call on the
- *                   same connection, interleaved in batches
+ * Every figure is measured in --rounds rounds (default 5) and reported as
+ * the median with the smallest and largest round beside it.  A round
+ * measures every figure once (all setup is done first), so each figure's
+ * rounds are spread over the whole run.  Where two things are compared
+ * (cdm and a baseline) each round measures both, the order alternating
+ * from round to round, and the ratio figures alternate batches within a
+ * round as well, so that drift (frequency scaling, another process on
+ * the machine) hits both sides alike.  --seconds (default 0.5) is the
+ * time each side gets in one round; --only runs some groups of figures.
+ * The JSON holds every figure as {"median", "min", "max", "unit",
+ * "target", "met"} or null, the compared sides under "baselines", and
+ * the machine, servers, commit (CDM_BENCH_COMMIT, set by bench.sh),
+ * date, rounds and notes.
+ *
+ * The figures (JSON keys), exactly:
+ *
+ *   cycle_ns_1t        one thread doing cdm_connect + cdm_disconnect, no
+ *                      query, on a pooled SQLite ":memory:" definition
+ *                      (POOL_MaximumItems=32, opened beforehand): wall
+ *                      time / cycles.
+ *   floor_ns_1t        the same loop over a bare stack: a mutex, a
+ *                      condition variable and an array, pop and push.
+ *   cycles_per_s_32t   32 threads doing that cycle on the same definition
+ *                      (32 connections, so nobody waits): cycles done by
+ *                      all threads / wall time.  Beside it the bare stack
+ *                      with 32 items (baseline floor_cycles_per_s_32t).
+ *   pg_cycle_ns_1t,    the same two on a pooled PostgreSQL definition
+ *   pg_cycles_per_s_32t  (POOL_MaximumItems=32): each borrow includes the
+ *                      pool's liveness check of a network connection.
+ *   oversub_efficiency 32 threads over a pooled SQLite definition with
+ *                      POOL_MaximumItems=4, each holding its connection
+ *                      for 20 us of busy work (a clock loop) per borrow:
+ *                      borrows per second / (min(cores, 4) / 20 us), i.e.
+ *                      the share of what the cores (or the 4 connections,
+ *                      if fewer) allow.  cores = CPUs this process may run
+ *                      on (sched_getaffinity).
+ *   oversub_slowest_share  in the same run, the borrows of the thread that
+ *                      got fewest / the average per thread (1 = fair).
+ *                      Beside both: the bare stack with 4 items, same
+ *                      work (baselines oversub_floor_*).
+ *   pg_open_speedup,   (driver's fresh connect + close) / (cdm_connect +
+ *   mysql_open_speedup cdm_disconnect on a pooled definition with idle
+ *                      connections), mean time of each per round.
+ *   pg_select1_ratio,  on one held connection: cdm_query("SELECT 1") and
+ *   mysql_select1_ratio  reading its value / the raw driver doing the
+ *                      same on the same connection (PQexec + PQgetvalue;
+ *                      mysql_real_query + mysql_store_result +
+ *                      mysql_fetch_row), in alternating batches of 100.
+ *   pg_param_ratio,    "SELECT ?+1" with the parameter "41" through the
+ *   mysql_param_ratio  pool: cdm_connect, cdm_query, read the value,
+ *                      cdm_result_free, cdm_disconnect / the driver's best
+ *                      way on one held connection of its own, prepared
+ *                      once: PQexecPrepared + PQgetvalue; MySQL
+ *                      mysql_stmt_execute (a LONGLONG bound) +
+ *                      mysql_stmt_fetch into a bound buffer.
+ *   load_10k_defs_ms   cdm_manager_load_file of a generated file of 10,000
+ *                      definitions (PG, MySQL and SQLite ones with Server,
+ *                      Port, Database, User_Name, Password, Pooled, pool
+ *                      limits; a tenth inherit through ConnectionDef;
+ *                      about 2 MB, mode 0600) into a fresh manager.
+ *   lookup_ns          cdm_manager_has_def on that manager, cycling over
+ *                      1024 names: half present as written, a quarter
+ *                      present in upper case, a quarter absent; wall time
+ *                      / lookups.
+ *   idle_conn_bytes    memory cdm adds per idle pooled connection beyond
+ *                      the driver's own.  A sample is one fresh process
+ *                      (this program run again with --idle-child, so
+ *                      neither side reuses memory the other freed, and
+ *                      the address space is laid out afresh each time):
+ *                      it opens one connection (creating the manager,
+ *                      pool and cleanup thread, or SQLite's globals),
+ *                      reads its resident set (/proc/self/statm: the
+ *                      current RSS, not getrusage's peak), opens 200
+ *                      more, and reads it again.  cdm side: 201 borrowed
+ *                      at once from a pooled SQLite ":memory:"
+ *                      definition, then all returned, so 200 new ones sit
+ *                      idle.  Driver side: 200 more sqlite3_open_v2
+ *                      (":memory:") doing what cdm's driver does at open
+ *                      (flags, busy timeout, the foreign_keys and
+ *                      schema_version PRAGMAs), so SQLite holds the same
+ *                      state.  A round takes 9 samples a side,
+ *                      alternating; figure: (median cdm RSS delta -
+ *                      median driver RSS delta) / 200.  RSS counts pages,
+ *                      and on the development machine a sample's count
+ *                      moves by up to ~15 pages from one process to the
+ *                      next (address layout; the kernel's page reclaim),
+ *                      i.e. +-300 bytes a connection, so the figure is
+ *                      good to a few hundred bytes.  Beside it, exact:
+ *                      the same difference of the heap in use
+ *                      (mallinfo2, every arena; baseline
+ *                      idle_conn_heap_bytes).  No malloc_trim: only
+ *                      growth is measured, and memory freed is never
+ *                      part of it.
+ *
+ * Server figures run when CDM_TEST_PG_* / CDM_TEST_MYSQL_* are set
+ * (tests/bench.sh starts tests/servers.sh when they are not); without a
+ * server they are null, with a note.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cdm.h>
 
 #include "config.h"
+#if HAVE_SQLITE
+#include <sqlite3.h>
+#endif
 #if HAVE_POSTGRESQL
 #include <libpq-fe.h>
 #endif
@@ -31,7 +135,19 @@
 #include <mysql.h>
 #endif
 
-static double seconds = 1.0;
+#define MAX_ROUNDS 64
+#define MAX_THREADS 32
+#define HOLD_NS 20000
+#define OVER_MAX 4
+#define IDLE_CONNS 200
+#define NDEFS 10000
+#define NLOOKUP 1024
+#define BATCH 100
+
+static int rounds = 5;
+static double seconds = 0.5;
+static const char *only;        /* --only: comma-separated groups */
+static int cores = 1;
 
 static int64_t now_ns(void)
 {
@@ -39,6 +155,11 @@ static int64_t now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t side_ns(void)
+{
+    return (int64_t)(seconds * 1e9);
 }
 
 /* Busy work of about `ns` nanoseconds, as a held connection would do. */
@@ -50,12 +171,160 @@ static void work(int64_t ns)
         ;
 }
 
+/* Whether the group `name` (idle, load, fast, over, pg, mysql) runs. */
+static bool wanted(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (!only)
+        return true;
+    for (const char *p = only; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && !strncmp(p, name, n))
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+static void progress(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, cdm_errmsg());
+    exit(1);
+}
+
+/* ----------------------------------------------------------- figures */
+
+enum {
+    F_CYCLE_1T, F_CPS_32T, F_FLOOR_1T, F_PG_CYCLE_1T, F_PG_CPS_32T,
+    F_OVER_EFF, F_OVER_SLOW, F_PG_OPEN, F_MY_OPEN, F_PG_SEL1, F_MY_SEL1,
+    F_PG_PARAM, F_MY_PARAM, F_LOAD, F_LOOKUP, F_IDLE,
+    NFIGURES,
+    /* baselines: in the JSON's "baselines" and the table's last column */
+    B_FLOOR_CPS_32T = NFIGURES, B_OVER_FLOOR_EFF, B_OVER_FLOOR_SLOW,
+    B_PG_FRESH_US, B_PG_POOLED_US, B_MY_FRESH_US, B_MY_POOLED_US,
+    B_PG_SEL1_RAW_US, B_PG_SEL1_CDM_US, B_MY_SEL1_RAW_US, B_MY_SEL1_CDM_US,
+    B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US, B_MY_PARAM_RAW_US,
+    B_MY_PARAM_CDM_US, B_IDLE_CDM_RSS, B_IDLE_DRV_RSS, B_IDLE_HEAP,
+    NALL
+};
+
+enum target { NONE, BELOW, AT_LEAST };
+
+struct figure {
+    const char *key;
+    const char *unit;
+    const char *fmt;        /* printf format of value / scale */
+    double scale;
+    enum target kind;
+    double target;
+    double v[MAX_ROUNDS];
+    int n;
+    double median, min, max;
+};
+
+#define FIG(k, u, f, sc, tk, t)                                               \
+    { .key = k, .unit = u, .fmt = f, .scale = sc, .kind = tk, .target = t }
+static struct figure fig[NALL] = {
+    [F_CYCLE_1T]     = FIG("cycle_ns_1t", "ns", "%.1f", 1, BELOW, 50),
+    [F_CPS_32T]      = FIG("cycles_per_s_32t", "cycles/s", "%.1f M", 1e6, AT_LEAST, 10e6),
+    [F_FLOOR_1T]     = FIG("floor_ns_1t", "ns", "%.1f", 1, NONE, 0),
+    [F_PG_CYCLE_1T]  = FIG("pg_cycle_ns_1t", "ns", "%.1f", 1, BELOW, 100),
+    [F_PG_CPS_32T]   = FIG("pg_cycles_per_s_32t", "cycles/s", "%.1f M", 1e6, AT_LEAST, 10e6),
+    [F_OVER_EFF]     = FIG("oversub_efficiency", "fraction", "%.2f", 1, AT_LEAST, 0.6),
+    [F_OVER_SLOW]    = FIG("oversub_slowest_share", "fraction", "%.2f", 1, AT_LEAST, 0.8),
+    [F_PG_OPEN]      = FIG("pg_open_speedup", "x", "%.0f", 1, AT_LEAST, 1000),
+    [F_MY_OPEN]      = FIG("mysql_open_speedup", "x", "%.0f", 1, NONE, 0),
+    [F_PG_SEL1]      = FIG("pg_select1_ratio", "x", "%.3f", 1, BELOW, 1.1),
+    [F_MY_SEL1]      = FIG("mysql_select1_ratio", "x", "%.3f", 1, BELOW, 1.1),
+    [F_PG_PARAM]     = FIG("pg_param_ratio", "x", "%.2f", 1, NONE, 0),
+    [F_MY_PARAM]     = FIG("mysql_param_ratio", "x", "%.2f", 1, NONE, 0),
+    [F_LOAD]         = FIG("load_10k_defs_ms", "ms", "%.1f", 1, BELOW, 100),
+    [F_LOOKUP]       = FIG("lookup_ns", "ns", "%.0f", 1, BELOW, 200),
+    [F_IDLE]         = FIG("idle_conn_bytes", "bytes", "%.0f", 1, NONE, 0),
+    [B_FLOOR_CPS_32T]   = FIG("floor_cycles_per_s_32t", "cycles/s", "%.1f M", 1e6, NONE, 0),
+    [B_OVER_FLOOR_EFF]  = FIG("oversub_floor_efficiency", "fraction", "%.2f", 1, NONE, 0),
+    [B_OVER_FLOOR_SLOW] = FIG("oversub_floor_slowest_share", "fraction", "%.2f", 1, NONE, 0),
+    [B_PG_FRESH_US]     = FIG("pg_fresh_open_us", "us", "%.0f", 1, NONE, 0),
+    [B_PG_POOLED_US]    = FIG("pg_pooled_open_us", "us", "%.3f", 1, NONE, 0),
+    [B_MY_FRESH_US]     = FIG("mysql_fresh_open_us", "us", "%.0f", 1, NONE, 0),
+    [B_MY_POOLED_US]    = FIG("mysql_pooled_open_us", "us", "%.3f", 1, NONE, 0),
+    [B_PG_SEL1_RAW_US]  = FIG("pg_select1_driver_us", "us", "%.1f", 1, NONE, 0),
+    [B_PG_SEL1_CDM_US]  = FIG("pg_select1_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_MY_SEL1_RAW_US]  = FIG("mysql_select1_driver_us", "us", "%.1f", 1, NONE, 0),
+    [B_MY_SEL1_CDM_US]  = FIG("mysql_select1_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_PG_PARAM_RAW_US] = FIG("pg_param_driver_us", "us", "%.1f", 1, NONE, 0),
+    [B_PG_PARAM_CDM_US] = FIG("pg_param_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_MY_PARAM_RAW_US] = FIG("mysql_param_driver_us", "us", "%.1f", 1, NONE, 0),
+    [B_MY_PARAM_CDM_US] = FIG("mysql_param_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_IDLE_CDM_RSS]    = FIG("idle_cdm_rss_bytes", "bytes", "%.0f", 1, NONE, 0),
+    [B_IDLE_DRV_RSS]    = FIG("idle_driver_rss_bytes", "bytes", "%.0f", 1, NONE, 0),
+    [B_IDLE_HEAP]       = FIG("idle_conn_heap_bytes", "bytes", "%.0f", 1, NONE, 0),
+};
+
+static char notes[8][256];
+static int nnotes;
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (nnotes == (int)(sizeof notes / sizeof notes[0]))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(notes[nnotes++], sizeof notes[0], fmt, ap);
+    va_end(ap);
+}
+
+static void record(int f, double v)
+{
+    if (fig[f].n < MAX_ROUNDS)
+        fig[f].v[fig[f].n++] = v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void summarize(struct figure *f)
+{
+    double s[MAX_ROUNDS];
+
+    if (!f->n)
+        return;
+    memcpy(s, f->v, (size_t)f->n * sizeof *s);
+    qsort(s, (size_t)f->n, sizeof *s, cmp_double);
+    f->min = s[0];
+    f->max = s[f->n - 1];
+    f->median = f->n % 2 ? s[f->n / 2] : (s[f->n / 2 - 1] + s[f->n / 2]) / 2;
+}
+
+static const char *fmt(const struct figure *f, double v, char *buf, size_t size)
+{
+    snprintf(buf, size, f->fmt, v / f->scale);
+    return buf;
+}
+
 /* ------------------------------------------------ the bare baseline */
 
 struct bare {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    void *items[64];
+    void *items[MAX_THREADS];
     int n;
 };
 
@@ -79,7 +348,46 @@ static void bare_push(struct bare *b, void *p)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* ---------------------------------------------------------- runners */
+static void bare_init(struct bare *b, int items)
+{
+    static char token[MAX_THREADS];
+
+    memset(b, 0, sizeof *b);
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    for (int i = 0; i < items; i++)
+        b->items[b->n++] = &token[i];
+}
+
+static void bare_destroy(struct bare *b)
+{
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->cond);
+}
+
+/* ------------------------------------------------------ cycle loops */
+
+/* One thread for one side's time: ns per cycle, or -1 on an error. */
+static double cycle_ns(cdm_manager *m, const char *def, struct bare *b)
+{
+    int64_t t0 = now_ns(), end = t0 + side_ns();
+    long n = 0;
+
+    do {
+        for (int i = 0; i < 1000; i++) {
+            if (m) {
+                cdm_conn *c;
+                if (cdm_connect(m, def, &c) != CDM_OK)
+                    return -1;
+                cdm_disconnect(c);
+            } else {
+                bare_push(b, bare_pop(b));
+            }
+        }
+        n += 1000;
+    } while (now_ns() < end);
+    return (double)(now_ns() - t0) / (double)n;
+}
 
 struct run {
     cdm_manager *m;     /* NULL: bare stack */
@@ -98,7 +406,7 @@ static void *runner(void *arg)
     long n = 0, errors = 0;
 
     while (!atomic_load(r->go))
-        ;
+        sched_yield();
     while (!atomic_load_explicit(r->stop, memory_order_relaxed)) {
         if (r->m) {
             cdm_conn *c;
@@ -122,31 +430,34 @@ static void *runner(void *arg)
     return NULL;
 }
 
-struct figures {
-    double per_sec;     /* total cycles per second */
-    double ns_per;      /* wall ns per cycle per thread */
-    long min, max;
-    double avg;
+struct threads_result {
+    double per_sec;     /* cycles of all threads per second */
+    double slowest;     /* fewest cycles of one thread / the average */
     long errors;
 };
 
-static struct figures measure(cdm_manager *m, struct bare *bare,
-                              const char *def, int threads, int64_t hold_ns)
+/* `threads` threads cycling for one side's time. */
+static struct threads_result run_threads(cdm_manager *m, struct bare *bare,
+                                         const char *def, int threads,
+                                         int64_t hold_ns)
 {
-    pthread_t tid[64];
-    struct run runs[64];
+    pthread_t tid[MAX_THREADS];
+    struct run runs[MAX_THREADS];
     atomic_int go = 0, stop = 0;
-    struct figures f = { 0 };
+    struct threads_result res = { 0, 0, 0 };
     int64_t t0, t1;
-    long sum = 0;
+    long sum = 0, min;
 
     for (int i = 0; i < threads; i++) {
         runs[i] = (struct run){ m, bare, def, hold_ns, &go, &stop, 0, 0 };
-        pthread_create(&tid[i], NULL, runner, &runs[i]);
+        if (pthread_create(&tid[i], NULL, runner, &runs[i]) != 0) {
+            fprintf(stderr, "bench: cannot start a thread\n");
+            exit(1);
+        }
     }
     t0 = now_ns();
     atomic_store(&go, 1);
-    while (now_ns() - t0 < (int64_t)(seconds * 1e9)) {
+    while (now_ns() - t0 < side_ns()) {
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
     }
@@ -154,22 +465,21 @@ static struct figures measure(cdm_manager *m, struct bare *bare,
     for (int i = 0; i < threads; i++)
         pthread_join(tid[i], NULL);
     t1 = now_ns();
-    f.min = runs[0].count;
+    min = runs[0].count;
     for (int i = 0; i < threads; i++) {
         sum += runs[i].count;
-        f.errors += runs[i].errors;
-        if (runs[i].count < f.min)
-            f.min = runs[i].count;
-        if (runs[i].count > f.max)
-            f.max = runs[i].count;
+        res.errors += runs[i].errors;
+        if (runs[i].count < min)
+            min = runs[i].count;
     }
-    f.per_sec = (double)sum / ((double)(t1 - t0) / 1e9);
-    f.ns_per = (double)(t1 - t0) * threads / (double)(sum ? sum : 1);
-    f.avg = (double)sum / threads;
-    return f;
+    res.per_sec = (double)sum / ((double)(t1 - t0) / 1e9);
+    res.slowest = sum ? (double)min / ((double)sum / threads) : 0;
+    return res;
 }
 
-static int pooled_def(cdm_manager *m, const char *name, int max)
+/* ---------------------------------------------------- definitions */
+
+static int sqlite_def(cdm_manager *m, const char *name, int max)
 {
     char maxs[32];
     const char *params[] = { "DriverID=SQLite", "Database=:memory:",
@@ -180,30 +490,96 @@ static int pooled_def(cdm_manager *m, const char *name, int max)
     return cdm_manager_add_def(m, name, params);
 }
 
-/* Opens `n` connections at once so the measured loop never connects. */
-static void warm(cdm_manager *m, const char *def, int n)
+/* Borrows `n` connections at once, so that `n` exist, idle, afterwards. */
+static int warm(cdm_manager *m, const char *def, int n)
 {
-    cdm_conn *c[64];
+    cdm_conn *c[IDLE_CONNS + 1];
+    int i, rc = CDM_OK;
 
-    for (int i = 0; i < n; i++)
-        if (cdm_connect(m, def, &c[i]) != CDM_OK) {
-            fprintf(stderr, "bench: %s\n", cdm_errmsg());
-            exit(1);
-        }
-    for (int i = 0; i < n; i++)
-        cdm_disconnect(c[i]);
+    for (i = 0; i < n && rc == CDM_OK; i++)
+        rc = cdm_connect(m, def, &c[i]);
+    if (rc != CDM_OK)
+        i--;
+    while (i > 0)
+        cdm_disconnect(c[--i]);
+    return rc;
 }
 
-static struct bare *bare_new(int items)
-{
-    static char token[64];
-    struct bare *b = calloc(1, sizeof *b);
+/* --------------------------------------------------- fast path, SQLite */
 
-    pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->cond, NULL);
-    for (int i = 0; i < items; i++)
-        b->items[b->n++] = &token[i];
-    return b;
+/* Opens the SQLite definitions' connections; false if SQLite cannot. */
+static bool fast_setup(cdm_manager *m)
+{
+    if (sqlite_def(m, "Fast", MAX_THREADS) != CDM_OK ||
+        sqlite_def(m, "Over", OVER_MAX) != CDM_OK)
+        die("adding the SQLite definitions");
+    if (warm(m, "Fast", MAX_THREADS) != CDM_OK ||
+        warm(m, "Over", OVER_MAX) != CDM_OK) {
+        note("SQLite cannot be opened (%s): cycle_ns_1t, cycles_per_s_32t, "
+             "oversub_* skipped", cdm_errmsg());
+        return false;
+    }
+    return true;
+}
+
+static void fast_round(cdm_manager *m, int r)
+{
+    struct bare b;
+
+    progress("round %d/%d: borrow cycles, SQLite", r + 1, rounds);
+    bare_init(&b, 1);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1)
+            record(F_FLOOR_1T, cycle_ns(NULL, NULL, &b));
+        else {
+            double ns = cycle_ns(m, "Fast", NULL);
+            if (ns < 0)
+                die("cdm_connect on the SQLite definition");
+            record(F_CYCLE_1T, ns);
+        }
+    }
+    bare_destroy(&b);
+    bare_init(&b, MAX_THREADS);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1)
+            record(B_FLOOR_CPS_32T,
+                   run_threads(NULL, &b, NULL, MAX_THREADS, 0).per_sec);
+        else {
+            struct threads_result t = run_threads(m, NULL, "Fast",
+                                                  MAX_THREADS, 0);
+            if (t.errors)
+                die("cdm_connect on the SQLite definition");
+            record(F_CPS_32T, t.per_sec);
+        }
+    }
+    bare_destroy(&b);
+}
+
+/* Oversubscribed: what the machine allows is min(cores, 4) holds of
+ * HOLD_NS at a time. */
+static void over_round(cdm_manager *m, int r)
+{
+    double ideal = (cores < OVER_MAX ? cores : OVER_MAX) * 1e9 / HOLD_NS;
+    struct bare b;
+
+    progress("round %d/%d: oversubscribed pool", r + 1, rounds);
+    bare_init(&b, OVER_MAX);
+    for (int side = 0; side < 2; side++) {
+        if ((side ^ r) & 1) {
+            struct threads_result t = run_threads(NULL, &b, NULL,
+                                                  MAX_THREADS, HOLD_NS);
+            record(B_OVER_FLOOR_EFF, t.per_sec / ideal);
+            record(B_OVER_FLOOR_SLOW, t.slowest);
+        } else {
+            struct threads_result t = run_threads(m, NULL, "Over",
+                                                  MAX_THREADS, HOLD_NS);
+            if (t.errors)
+                die("cdm_connect on the oversubscribed definition");
+            record(F_OVER_EFF, t.per_sec / ideal);
+            record(F_OVER_SLOW, t.slowest);
+        }
+    }
+    bare_destroy(&b);
 }
 
 /* ----------------------------------------------------------- servers */
@@ -215,18 +591,36 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* A definition on the test server whose variables start with `prefix`. */
-static int server_def(cdm_manager *m, const char *name, const char *driver,
-                      const char *prefix, bool pooled)
+struct server {
+    const char *label;          /* "PG", "MySQL" */
+    const char *driver;         /* "DriverID=..." */
+    const char *prefix;         /* CDM_TEST_PG, CDM_TEST_MYSQL */
+    const char *lower;          /* key prefix: "pg", "mysql" */
+    int f_open, f_sel1, f_param;
+    int b_fresh, b_pooled, b_sel1_raw, b_sel1_cdm, b_param_raw, b_param_cdm;
+    void *(*raw_connect)(void);
+    void (*raw_close)(void *h);
+    int (*raw_select1)(void *h);            /* 0: read "1" */
+    void *(*param_prepare)(void *h);        /* NULL on failure */
+    int (*param_run)(void *ctx);            /* 0: read 42 */
+    void (*param_free)(void *ctx);
+    /* set by server_setup */
+    bool ready, param_ready;
+    char def[64];
+    void *raw, *ctx;    /* the driver's own connection, its statement */
+};
+
+/* A pooled definition on the test server whose variables start with the
+ * server's prefix; 1 when they are not set. */
+static int server_def(cdm_manager *m, const struct server *s, const char *name)
 {
-    char host[128], port[64], db[128], user[128], pw[256];
-    const char *params[] = { driver, host, port, db, user, pw,
-                             pooled ? "Pooled=True" : "Pooled=False",
-                             "POOL_MaximumItems=4", NULL };
-    char var[64];
+    char host[128], port[64], db[128], user[128], pw[256], var[64];
+    const char *params[] = { s->driver, host, port, db, user, pw,
+                             "Pooled=True", "POOL_MaximumItems=32",
+                             "POOL_AcquireTimeout=60000", NULL };
 
 #define GET(buf, key, suffix)                                                \
-    snprintf(var, sizeof var, "%s_%s", prefix, suffix);                      \
+    snprintf(var, sizeof var, "%s_%s", s->prefix, suffix);                   \
     if (!env(var))                                                           \
         return 1;                                                            \
     snprintf(buf, sizeof buf, key "=%s", env(var));
@@ -239,92 +633,182 @@ static int server_def(cdm_manager *m, const char *name, const char *driver,
     return cdm_manager_add_def(m, name, params) == CDM_OK ? 0 : -1;
 }
 
-typedef void *(*raw_connect_fn)(void);
-typedef void (*raw_close_fn)(void *);
-typedef int (*raw_select_fn)(void *);
-
-static void bench_server(cdm_manager *m, const char *label, const char *driver,
-                         const char *prefix, raw_connect_fn raw_connect,
-                         raw_close_fn raw_close, raw_select_fn raw_select)
+static int cdm_select1(cdm_conn *c)
 {
-    char pooled[64], plain[64];
-    int64_t t0, t_raw = 0, t_cdm = 0;
+    cdm_result *r;
+    int ok;
+
+    if (cdm_query(c, "SELECT 1", NULL, 0, &r) != CDM_OK)
+        return -1;
+    ok = cdm_result_nrows(r) == 1 && cdm_result_value(r, 0, 0)[0] == '1';
+    cdm_result_free(r);
+    return ok ? 0 : -1;
+}
+
+/* The pooled side of the parameter figure: borrow, run, read, return. */
+static int cdm_param(cdm_manager *m, const char *def)
+{
+    const char *params[] = { "41" };
     cdm_conn *c;
-    int n_connect = 200, batches = 20, per_batch = 1000;
+    cdm_result *r;
+    const char *v;
+    int ok;
+
+    if (cdm_connect(m, def, &c) != CDM_OK)
+        return -1;
+    if (cdm_query(c, "SELECT ?+1", params, 1, &r) != CDM_OK) {
+        cdm_disconnect(c);
+        return -1;
+    }
+    ok = cdm_result_nrows(r) == 1 && (v = cdm_result_value(r, 0, 0)) &&
+         atof(v) == 42;
+    cdm_result_free(r);
+    cdm_disconnect(c);
+    return ok ? 0 : -1;
+}
+
+/* Defines and opens the pooled definition and the driver's own
+ * connection with its prepared statement; s->ready if the server is
+ * there. */
+static void server_setup(cdm_manager *m, struct server *s)
+{
+    char port_var[64];
     int rc;
 
-    snprintf(pooled, sizeof pooled, "%s_Pooled", label);
-    snprintf(plain, sizeof plain, "%s_Plain", label);
-    if ((rc = server_def(m, pooled, driver, prefix, true)) != 0 ||
-        server_def(m, plain, driver, prefix, false) != 0) {
-        printf("%s: %s\n", label, rc > 0 ? "skipped (no test server: run "
-               "through tests/bench.sh, which starts one)" : cdm_errmsg());
+    snprintf(s->def, sizeof s->def, "%s_Pooled", s->label);
+    snprintf(port_var, sizeof port_var, "%s_PORT", s->prefix);
+    if (!env(port_var) || (rc = server_def(m, s, s->def)) > 0) {
+        note("no %s test server: %s_* figures skipped (run through "
+             "tests/bench.sh, which starts one)", s->label, s->lower);
         return;
     }
-    if (cdm_connect(m, pooled, &c) != CDM_OK) {
-        printf("%s: cannot connect: %s\n", label, cdm_errmsg());
+    if (rc < 0 || warm(m, s->def, MAX_THREADS) != CDM_OK) {
+        note("%s test server unusable (%s): %s_* figures skipped", s->label,
+             cdm_errmsg(), s->lower);
         return;
     }
-    cdm_disconnect(c);
+    s->ready = true;
+    if (!(s->raw = s->raw_connect()) || !(s->ctx = s->param_prepare(s->raw)) ||
+        s->param_run(s->ctx) != 0) {
+        note("%s: preparing SELECT ?+1 with the driver failed: %s_param_ratio "
+             "skipped", s->label, s->lower);
+        return;
+    }
+    if (cdm_param(m, s->def) != 0)
+        die("SELECT ?+1 through cdm");
+    s->param_ready = true;
+}
+
+static void server_teardown(struct server *s)
+{
+    if (s->ctx)
+        s->param_free(s->ctx);
+    if (s->raw)
+        s->raw_close(s->raw);
+}
+
+static void server_round(cdm_manager *m, struct server *s, int r)
+{
+    const char *def = s->def;
+    cdm_conn *held;
+
+    if (!s->ready)
+        return;
+    /* Borrow cycles, PostgreSQL only (the issue's figures). */
+    if (s->f_open == F_PG_OPEN) {
+        struct threads_result t;
+        double ns;
+        progress("round %d/%d: %s borrow cycles", r + 1, rounds, s->label);
+        if ((ns = cycle_ns(m, def, NULL)) < 0)
+            die("cdm_connect on the PG definition");
+        record(F_PG_CYCLE_1T, ns);
+        t = run_threads(m, NULL, def, MAX_THREADS, 0);
+        if (t.errors)
+            die("cdm_connect on the PG definition");
+        record(F_PG_CPS_32T, t.per_sec);
+    }
 
     /* Opening: a fresh driver connection against a pooled borrow. */
-    t0 = now_ns();
-    for (int i = 0; i < n_connect; i++) {
-        void *h = raw_connect();
-        if (!h) {
-            printf("%s: raw connect failed\n", label);
-            return;
+    progress("round %d/%d: %s open", r + 1, rounds, s->label);
+    {
+        double fresh = 0, pooled = 0;
+        for (int side = 0; side < 2; side++) {
+            int64_t t0 = now_ns(), end = t0 + side_ns();
+            long n = 0;
+            if ((side ^ r) & 1) {
+                do {
+                    void *h = s->raw_connect();
+                    if (!h) {
+                        fprintf(stderr, "bench: %s: the driver's own connect "
+                                "failed\n", s->label);
+                        exit(1);
+                    }
+                    s->raw_close(h);
+                    n++;
+                } while (now_ns() < end || n < 3);
+                fresh = (double)(now_ns() - t0) / (double)n;
+            } else {
+                pooled = cycle_ns(m, def, NULL);
+                if (pooled < 0)
+                    die("cdm_connect on a server definition");
+            }
         }
-        raw_close(h);
+        record(s->b_fresh, fresh / 1e3);
+        record(s->b_pooled, pooled / 1e3);
+        record(s->f_open, fresh / pooled);
     }
-    t_raw = now_ns() - t0;
-    t0 = now_ns();
-    for (int i = 0; i < n_connect * 100; i++) {
-        if (cdm_connect(m, pooled, &c) != CDM_OK) {
-            printf("%s: %s\n", label, cdm_errmsg());
-            return;
-        }
-        cdm_disconnect(c);
-    }
-    t_cdm = (now_ns() - t0) / 100;
-    printf("%-6s open:   fresh driver connect %9.1f us   pooled cdm_connect "
-           "%7.3f us   speed-up %.0fx\n", label, t_raw / 1e3 / n_connect,
-           t_cdm / 1e3 / n_connect, (double)t_raw / (double)t_cdm);
 
-    /* SELECT 1 on one connection: the driver's call against cdm_query,
-     * alternating batches so that drift hits both alike. */
-    if (cdm_connect(m, plain, &c) != CDM_OK) {
-        printf("%s: %s\n", label, cdm_errmsg());
+    /* SELECT 1 on one held connection: the driver's call and cdm_query in
+     * alternating batches. */
+    progress("round %d/%d: %s SELECT 1", r + 1, rounds, s->label);
+    if (cdm_connect(m, def, &held) != CDM_OK)
+        die("cdm_connect on a server definition");
+    if (s->raw_select1(cdm_conn_handle(held)) != 0 || cdm_select1(held) != 0)
+        die("SELECT 1");
+    {
+        int64_t t_raw = 0, t_cdm = 0, start = now_ns();
+        long batches = 0;
+        do {
+            for (int side = 0; side < 2; side++) {
+                int64_t t0 = now_ns();
+                bool raw_side = (side ^ batches) & 1;
+                for (int i = 0; i < BATCH; i++)
+                    if ((raw_side ? s->raw_select1(cdm_conn_handle(held))
+                                  : cdm_select1(held)) != 0)
+                        die("SELECT 1");
+                *(raw_side ? &t_raw : &t_cdm) += now_ns() - t0;
+            }
+            batches++;
+        } while (now_ns() - start < 2 * side_ns());
+        record(s->b_sel1_raw, (double)t_raw / 1e3 / (double)(batches * BATCH));
+        record(s->b_sel1_cdm, (double)t_cdm / 1e3 / (double)(batches * BATCH));
+        record(s->f_sel1, (double)t_cdm / (double)t_raw);
+    }
+    cdm_disconnect(held);
+
+    /* SELECT ?+1: through the pool against the driver's prepared
+     * statement on a connection of its own. */
+    if (!s->param_ready)
         return;
-    }
-    t_raw = t_cdm = 0;
-    for (int b = 0; b < batches; b++) {
-        t0 = now_ns();
-        for (int i = 0; i < per_batch; i++)
-            if (raw_select(cdm_conn_handle(c)) != 0) {
-                printf("%s: raw SELECT 1 failed\n", label);
-                cdm_disconnect(c);
-                return;
+    progress("round %d/%d: %s SELECT ?+1", r + 1, rounds, s->label);
+    {
+        int64_t t_raw = 0, t_cdm = 0, start = now_ns();
+        long batches = 0;
+        do {
+            for (int side = 0; side < 2; side++) {
+                int64_t t0 = now_ns();
+                bool raw_side = (side ^ batches) & 1;
+                for (int i = 0; i < BATCH; i++)
+                    if ((raw_side ? s->param_run(s->ctx) : cdm_param(m, def)) != 0)
+                        die("SELECT ?+1");
+                *(raw_side ? &t_raw : &t_cdm) += now_ns() - t0;
             }
-        t_raw += now_ns() - t0;
-        t0 = now_ns();
-        for (int i = 0; i < per_batch; i++) {
-            cdm_result *r;
-            if (cdm_query(c, "SELECT 1", NULL, 0, &r) != CDM_OK) {
-                printf("%s: %s\n", label, cdm_errmsg());
-                cdm_disconnect(c);
-                return;
-            }
-            cdm_result_free(r);
-        }
-        t_cdm += now_ns() - t0;
+            batches++;
+        } while (now_ns() - start < 2 * side_ns());
+        record(s->b_param_raw, (double)t_raw / 1e3 / (double)(batches * BATCH));
+        record(s->b_param_cdm, (double)t_cdm / 1e3 / (double)(batches * BATCH));
+        record(s->f_param, (double)t_cdm / (double)t_raw);
     }
-    cdm_disconnect(c);
-    printf("%-6s SELECT 1: driver %7.2f us   cdm_query %7.2f us   "
-           "cdm/driver %.3fx (%+.1f%%)\n", label,
-           t_raw / 1e3 / (batches * per_batch), t_cdm / 1e3 / (batches * per_batch),
-           (double)t_cdm / (double)t_raw,
-           100.0 * ((double)t_cdm / (double)t_raw - 1));
 }
 
 #if HAVE_POSTGRESQL
@@ -348,13 +832,51 @@ static void pg_raw_close(void *h)
     PQfinish(h);
 }
 
-static int pg_raw_select(void *h)
+static int pg_raw_select1(void *h)
 {
     PGresult *r = PQexec(h, "SELECT 1");
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+             PQgetvalue(r, 0, 0)[0] == '1';
 
     PQclear(r);
     return ok ? 0 : -1;
+}
+
+static void *pg_param_prepare(void *h)
+{
+    PGresult *r = PQprepare(h, "bench_param", "SELECT $1+1", 1, NULL);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+    PQclear(r);
+    return ok ? h : NULL;
+}
+
+static int pg_param_run(void *h)
+{
+    const char *vals[] = { "41" };
+    PGresult *r = PQexecPrepared(h, "bench_param", 1, vals, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+             atoi(PQgetvalue(r, 0, 0)) == 42;
+
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static void pg_param_free(void *h)
+{
+    (void)h;    /* the statement goes with the connection */
+}
+
+static void pg_version(char *buf, size_t size)
+{
+    void *h = pg_raw_connect();
+    int v;
+
+    if (!h)
+        return;
+    v = PQserverVersion(h);
+    snprintf(buf, size, "PostgreSQL %d.%d", v / 10000, v % 10000);
+    PQfinish(h);
 }
 #endif
 
@@ -363,6 +885,8 @@ static void *my_raw_connect(void)
 {
     MYSQL *db = mysql_init(NULL);
 
+    if (!db)
+        return NULL;
     if (!mysql_real_connect(db, env("CDM_TEST_MYSQL_HOST"), env("CDM_TEST_MYSQL_USER"),
                             env("CDM_TEST_MYSQL_PASSWORD"), env("CDM_TEST_MYSQL_DB"),
                             (unsigned)atoi(env("CDM_TEST_MYSQL_PORT")), NULL, 0)) {
@@ -377,98 +901,748 @@ static void my_raw_close(void *h)
     mysql_close(h);
 }
 
-static int my_raw_select(void *h)
+static int my_raw_select1(void *h)
 {
     MYSQL_RES *r;
+    MYSQL_ROW row;
+    int ok;
 
     if (mysql_real_query(h, "SELECT 1", 8) || !(r = mysql_store_result(h)))
         return -1;
+    ok = (row = mysql_fetch_row(r)) && row[0] && row[0][0] == '1';
     mysql_free_result(r);
-    return 0;
+    return ok ? 0 : -1;
+}
+
+struct my_param {
+    MYSQL_STMT *st;
+    long long in;
+    char out[64];
+    unsigned long out_len;
+};
+
+static void *my_param_prepare(void *h)
+{
+    static const char sql[] = "SELECT ?+1";
+    struct my_param *p = calloc(1, sizeof *p);
+    MYSQL_BIND in, out;
+
+    if (!p || !(p->st = mysql_stmt_init(h)) ||
+        mysql_stmt_prepare(p->st, sql, sizeof sql - 1))
+        goto fail;
+    memset(&in, 0, sizeof in);
+    in.buffer_type = MYSQL_TYPE_LONGLONG;
+    in.buffer = &p->in;
+    memset(&out, 0, sizeof out);
+    out.buffer_type = MYSQL_TYPE_STRING;
+    out.buffer = p->out;
+    out.buffer_length = sizeof p->out - 1;
+    out.length = &p->out_len;
+    p->in = 41;
+    if (mysql_stmt_bind_param(p->st, &in) || mysql_stmt_bind_result(p->st, &out))
+        goto fail;
+    return p;
+fail:
+    if (p && p->st)
+        mysql_stmt_close(p->st);
+    free(p);
+    return NULL;
+}
+
+static int my_param_run(void *ctx)
+{
+    struct my_param *p = ctx;
+    int rc, rows = 0;
+
+    if (mysql_stmt_execute(p->st))
+        return -1;
+    while ((rc = mysql_stmt_fetch(p->st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+        p->out[p->out_len < sizeof p->out ? p->out_len : sizeof p->out - 1] = 0;
+        rows++;
+    }
+    mysql_stmt_free_result(p->st);
+    return rc == MYSQL_NO_DATA && rows == 1 && atof(p->out) == 42 ? 0 : -1;
+}
+
+static void my_param_free(void *ctx)
+{
+    struct my_param *p = ctx;
+
+    mysql_stmt_close(p->st);
+    free(p);
+}
+
+static void my_version(char *buf, size_t size)
+{
+    MYSQL *h = my_raw_connect();
+
+    if (!h)
+        return;
+    snprintf(buf, size, "%s", mysql_get_server_info(h));
+    mysql_close(h);
 }
 #endif
 
+/* ------------------------------------------------- definitions file */
+
+static char tmpdir[256];
+static double defs_mb;      /* size of the generated file */
+
+static int write_defs(const char *path)
+{
+    static const char *const drivers[] = { "PG", "MySQL", "SQLite" };
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+    if (!f)
+        return -1;
+    fprintf(f, "; %d generated definitions for `make bench`\n"
+            "[FDConnectionDefs.ini]\nEncoding=UTF8\n\n", NDEFS);
+    for (int i = 0; i < NDEFS; i++) {
+        const char *drv = drivers[i % 3];
+        if (i % 10 == 9) {      /* a variant of the one before */
+            fprintf(f, "[App%05d_%s]\nConnectionDef=App%05d_%s\n"
+                    "Database=app%05d_reporting\nPOOL_MaximumItems=5\n\n",
+                    i, drv, i - 1, drivers[(i - 1) % 3], i);
+            continue;
+        }
+        fprintf(f, "[App%05d_%s]\nDriverID=%s\n", i, drv, drv);
+        if (i % 3 == 2) {
+            fprintf(f, "Database=/var/lib/app%05d/data.db\nBusyTimeout=5000\n"
+                    "JournalMode=WAL\n", i);
+        } else {
+            fprintf(f, "Server=db%03d.internal.example.com\nPort=%s\n"
+                    "Database=app%05d\nUser_Name=app%05d\nPassword=pw%08x\n"
+                    "LoginTimeout=5\n", i % 250, i % 3 ? "3306" : "5432", i, i,
+                    (unsigned)i * 2654435761u);
+        }
+        fprintf(f, "Pooled=%s\nPOOL_MaximumItems=%d\nPOOL_ExpireTimeout=60000\n"
+                "\n", i % 2 ? "True" : "False", 10 + i % 40);
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static char defs_path[300];
+static char names[NLOOKUP][32];
+
+/* Writes the file and the names to look up; false if it cannot. */
+static bool load_setup(void)
+{
+    struct stat st;
+    uint32_t seed = 12345;
+
+    snprintf(tmpdir, sizeof tmpdir, "%s/cdm-bench-XXXXXX",
+             env("TMPDIR") ? env("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        note("cannot make a temporary directory: load_10k_defs_ms, "
+             "lookup_ns skipped");
+        return false;
+    }
+    snprintf(defs_path, sizeof defs_path, "%s/defs.ini", tmpdir);
+    if (write_defs(defs_path) != 0) {
+        note("cannot write %s: load_10k_defs_ms, lookup_ns skipped", defs_path);
+        unlink(defs_path);
+        rmdir(tmpdir);
+        return false;
+    }
+    if (stat(defs_path, &st) == 0)
+        defs_mb = (double)st.st_size / 1e6;
+    for (int i = 0; i < NLOOKUP; i++) {
+        int d;
+        seed = seed * 1103515245u + 12345u;
+        d = (int)((seed >> 8) % NDEFS);
+        if (i % 4 == 3)
+            snprintf(names[i], sizeof names[i], "Missing%05d", d);
+        else if (i % 4 == 2)
+            snprintf(names[i], sizeof names[i], "APP%05d_%s", d,
+                     (const char *[]){ "PG", "MYSQL", "SQLITE" }[d % 3]);
+        else
+            snprintf(names[i], sizeof names[i], "App%05d_%s", d,
+                     (const char *[]){ "PG", "MySQL", "SQLite" }[d % 3]);
+    }
+    return true;
+}
+
+static void load_teardown(void)
+{
+    unlink(defs_path);
+    rmdir(tmpdir);
+}
+
+static void load_round(int r)
+{
+    cdm_manager *m;
+    int64_t t0, start;
+    long n = 0, found = 0;
+
+    progress("round %d/%d: loading %d definitions", r + 1, rounds, NDEFS);
+    if (cdm_manager_new(&m) != CDM_OK)
+        die("cdm_manager_new");
+    t0 = now_ns();
+    if (cdm_manager_load_file(m, defs_path) != CDM_OK)
+        die("loading the generated definitions");
+    record(F_LOAD, (double)(now_ns() - t0) / 1e6);
+    start = now_ns();
+    do {
+        for (int i = 0; i < NLOOKUP; i++)
+            found += cdm_manager_has_def(m, names[i]);
+        n += NLOOKUP;
+    } while (now_ns() - start < side_ns() / 2);
+    record(F_LOOKUP, (double)(now_ns() - start) / (double)n);
+    if (found != n / 4 * 3)
+        die("cdm_manager_has_def found the wrong names");
+    cdm_manager_free(m);
+}
+
+/* ------------------------------------------------------------ memory */
+
+static double rss_bytes(void)
+{
+    long size, resident = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+static double heap_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+
+    return (double)mi.uordblks + (double)mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+#if HAVE_SQLITE
+static sqlite3 *raw_sqlite_open(void)
+{
+    sqlite3 *db;
+
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE |
+                        SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_exec(db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+#endif
+
+/* In a process of its own: the growth of RSS and heap, per connection,
+ * over IDLE_CONNS connections opened by cdm (pooled, then returned) or
+ * by SQLite alone. */
+static int idle_child(bool with_cdm, double out[2])
+{
+    static cdm_conn *held[IDLE_CONNS + 1];
+#if HAVE_SQLITE
+    static sqlite3 *raw[IDLE_CONNS];
+#endif
+    double rss0, heap0;
+
+    if (with_cdm) {
+        cdm_manager *m;
+        if (cdm_manager_new(&m) != CDM_OK ||
+            sqlite_def(m, "Idle", IDLE_CONNS + 1) != CDM_OK ||
+            warm(m, "Idle", 1) != CDM_OK)
+            return -1;
+        rss0 = rss_bytes();
+        heap0 = heap_bytes();
+        for (int i = 0; i < IDLE_CONNS + 1; i++)
+            if (cdm_connect(m, "Idle", &held[i]) != CDM_OK)
+                return -1;
+        for (int i = 0; i < IDLE_CONNS + 1; i++)
+            cdm_disconnect(held[i]);
+        /* the manager stays: its connections are idle, not closed */
+    } else {
+#if HAVE_SQLITE
+        sqlite3 *first = raw_sqlite_open();
+        if (!first)
+            return -1;
+        rss0 = rss_bytes();
+        heap0 = heap_bytes();
+        for (int i = 0; i < IDLE_CONNS; i++)
+            if (!(raw[i] = raw_sqlite_open()))
+                return -1;
+#else
+        return -1;
+#endif
+    }
+    out[0] = (rss_bytes() - rss0) / IDLE_CONNS;
+    out[1] = (heap_bytes() - heap0) / IDLE_CONNS;
+    return rss0 < 0 ? -1 : 0;
+}
+
+/* One side in a fresh process: this program run again (exec, so that
+ * its address space is laid out afresh: where the heap starts within a
+ * page moves the count by a few pages, and a forked child would inherit
+ * the parent's layout every time). */
+static int idle_side(bool with_cdm, double out[2])
+{
+    char buf[128];
+    int fds[2], status;
+    pid_t pid;
+    ssize_t got;
+
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    if ((pid = fork()) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        if (dup2(fds[1], 1) < 0)
+            _exit(127);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/proc/self/exe", "bench", "--idle-child",
+              with_cdm ? "cdm" : "driver", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    got = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0 || got <= 0)
+        return -1;
+    buf[got] = 0;
+    return sscanf(buf, "%lf %lf", &out[0], &out[1]) == 2 ? 0 : -1;
+}
+
+/* A round: IDLE_SAMPLES processes a side, alternating, and the
+ * difference of the sides' medians. */
+#define IDLE_SAMPLES 9
+static bool idle_failed;
+
+static void idle_round(int r)
+{
+    struct figure c = { 0 }, d = { 0 }, ch = { 0 }, dh = { 0 };
+
+    if (idle_failed)
+        return;
+    progress("round %d/%d: idle connections", r + 1, rounds);
+    for (int i = 0; i < 2 * IDLE_SAMPLES; i++) {
+        bool with_cdm = (i ^ r) & 1;
+        double v[2];
+        if (idle_side(with_cdm, v) != 0) {
+            note("idle connections could not be measured (/proc/self/"
+                 "statm, /proc/self/exe or SQLite missing): "
+                 "idle_conn_bytes skipped");
+            fig[F_IDLE].n = fig[B_IDLE_CDM_RSS].n = 0;
+            fig[B_IDLE_DRV_RSS].n = fig[B_IDLE_HEAP].n = 0;
+            idle_failed = true;
+            return;
+        }
+        (with_cdm ? &c : &d)->v[(with_cdm ? &c : &d)->n++] = v[0];
+        (with_cdm ? &ch : &dh)->v[(with_cdm ? &ch : &dh)->n++] = v[1];
+    }
+    summarize(&c);
+    summarize(&d);
+    summarize(&ch);
+    summarize(&dh);
+    record(B_IDLE_CDM_RSS, c.median);
+    record(B_IDLE_DRV_RSS, d.median);
+    record(F_IDLE, c.median - d.median);
+    record(B_IDLE_HEAP, ch.median - dh.median);
+}
+
+/* ------------------------------------------------------------ output */
+
+static struct {
+    char cpu[128], kernel[400], os[128], date[32];
+    const char *compiler, *commit;
+} machine;
+
+static void read_machine(void)
+{
+    char line[512];
+    struct utsname u;
+    FILE *f;
+    time_t t = time(NULL);
+    cpu_set_t set;
+
+    snprintf(machine.cpu, sizeof machine.cpu, "unknown CPU");
+    if ((f = fopen("/proc/cpuinfo", "r"))) {
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                char *v = strchr(line, ':') + 1;
+                v += strspn(v, " \t");
+                v[strcspn(v, "\n")] = 0;
+                snprintf(machine.cpu, sizeof machine.cpu, "%s", v);
+                break;
+            }
+        fclose(f);
+    }
+    if ((f = fopen("/etc/os-release", "r"))) {
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "PRETTY_NAME=", 12)) {
+                char *v = line + 12;
+                v += *v == '"';
+                v[strcspn(v, "\"\n")] = 0;
+                snprintf(machine.os, sizeof machine.os, "%s", v);
+            }
+        fclose(f);
+    }
+    if (uname(&u) == 0)
+        snprintf(machine.kernel, sizeof machine.kernel, "%s %s %s", u.sysname,
+                 u.release, u.machine);
+    strftime(machine.date, sizeof machine.date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+#if defined(__clang__)
+    machine.compiler = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    machine.compiler = "gcc " __VERSION__;
+#else
+    machine.compiler = "unknown compiler";
+#endif
+    machine.commit = env("CDM_BENCH_COMMIT");
+    cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        cores = CPU_COUNT(&set);
+    if (cores < 1)
+        cores = 1;
+}
+
+static const char *target_text(const struct figure *f, char *buf, size_t size)
+{
+    char v[32];
+
+    if (f->kind == NONE)
+        return "—";
+    fmt(f, f->target, v, sizeof v);
+    snprintf(buf, size, "%s %s", f->kind == BELOW ? "<" : "≥", v);
+    return buf;
+}
+
+static bool met(const struct figure *f)
+{
+    return f->kind == BELOW ? f->median < f->target : f->median >= f->target;
+}
+
+/* The last column: what the figure stands beside. */
+static void beside(int i, char *buf, size_t size)
+{
+    char a[32], b[32];
+    const struct figure *x, *y;
+
+    buf[0] = 0;
+#define HAVE(k) (fig[k].n > 0)
+    switch (i) {
+    case F_CYCLE_1T:
+    case F_PG_CYCLE_1T:
+        if (HAVE(i) && HAVE(F_FLOOR_1T))
+            snprintf(buf, size, "%.2fx the bare stack", fig[i].median /
+                     fig[F_FLOOR_1T].median);
+        break;
+    case F_FLOOR_1T:
+        snprintf(buf, size, "bare mutex-protected stack, 1 thread");
+        break;
+    case F_CPS_32T:
+    case F_PG_CPS_32T:
+        x = &fig[B_FLOOR_CPS_32T];
+        if (HAVE(i) && x->n)
+            snprintf(buf, size, "bare stack: %s cycles/s",
+                     fmt(x, x->median, a, sizeof a));
+        break;
+    case F_OVER_EFF:
+    case F_OVER_SLOW:
+        x = &fig[i == F_OVER_EFF ? B_OVER_FLOOR_EFF : B_OVER_FLOOR_SLOW];
+        if (x->n)
+            snprintf(buf, size, "bare stack: %s", fmt(x, x->median, a, sizeof a));
+        break;
+    case F_PG_OPEN:
+    case F_MY_OPEN:
+        x = &fig[i == F_PG_OPEN ? B_PG_FRESH_US : B_MY_FRESH_US];
+        y = &fig[i == F_PG_OPEN ? B_PG_POOLED_US : B_MY_POOLED_US];
+        if (x->n)
+            snprintf(buf, size, "fresh %s µs, pooled %s µs",
+                     fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
+        break;
+    case F_PG_SEL1:
+    case F_MY_SEL1:
+    case F_PG_PARAM:
+    case F_MY_PARAM:
+        x = &fig[i == F_PG_SEL1 ? B_PG_SEL1_RAW_US : i == F_MY_SEL1 ?
+                 B_MY_SEL1_RAW_US : i == F_PG_PARAM ? B_PG_PARAM_RAW_US :
+                 B_MY_PARAM_RAW_US];
+        y = x + 1;      /* the cdm figure follows the driver's */
+        if (x->n)
+            snprintf(buf, size, "driver %s µs, cdm %s µs",
+                     fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
+        break;
+    case F_LOAD:
+        snprintf(buf, size, "%d definitions, %.1f MB", NDEFS, defs_mb);
+        break;
+    case F_LOOKUP:
+        snprintf(buf, size, "cdm_manager_has_def, %d definitions", NDEFS);
+        break;
+    case F_IDLE:
+        x = &fig[B_IDLE_DRV_RSS];
+        y = &fig[B_IDLE_HEAP];
+        if (x->n)
+            snprintf(buf, size, "SQLite alone %s B; heap %s B",
+                     fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
+        break;
+    }
+#undef HAVE
+}
+
+static void print_table(void)
+{
+    printf("cdm %s%s%s, %s; %s, %d core%s, %s, %s; %d rounds, %.2g s a side\n\n",
+           PACKAGE_VERSION, machine.commit ? " " : "",
+           machine.commit ? machine.commit : "", machine.date, machine.cpu,
+           cores, cores == 1 ? "" : "s", machine.os[0] ? machine.os : "?",
+           machine.compiler, rounds, seconds);
+    printf("| figure | median | min – max | target | | beside it |\n");
+    printf("|---|--:|--:|--:|---|---|\n");
+    for (int i = 0; i < NFIGURES; i++) {
+        const struct figure *f = &fig[i];
+        char med[32], lo[32], hi[32], tgt[48], bes[128];
+
+        beside(i, bes, sizeof bes);
+        if (!f->n) {
+            printf("| `%s` (%s) | — | — | %s | skipped | %s |\n", f->key, f->unit,
+                   target_text(f, tgt, sizeof tgt), bes);
+            continue;
+        }
+        printf("| `%s` (%s) | %s | %s – %s | %s | %s | %s |\n", f->key, f->unit,
+               fmt(f, f->median, med, sizeof med), fmt(f, f->min, lo, sizeof lo),
+               fmt(f, f->max, hi, sizeof hi), target_text(f, tgt, sizeof tgt),
+               f->kind == NONE ? "" : met(f) ? "ok" : "MISS", bes);
+    }
+    for (int i = 0; i < nnotes; i++)
+        printf("%s%s\n", i ? "" : "\n", notes[i]);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_figure(FILE *f, const struct figure *x, bool with_target)
+{
+    fprintf(f, "  ");
+    json_str(f, x->key);
+    if (!x->n) {
+        fprintf(f, ": null");
+        return;
+    }
+    fprintf(f, ": {\"median\": %.6g, \"min\": %.6g, \"max\": %.6g, \"unit\": ",
+            x->median, x->min, x->max);
+    json_str(f, x->unit);
+    if (with_target && x->kind != NONE)
+        fprintf(f, ", \"target\": \"%s %.6g\", \"met\": %s",
+                x->kind == BELOW ? "<" : ">=", x->target, met(x) ? "true" : "false");
+    fprintf(f, "}");
+}
+
+static int write_json(const char *path, const char *pg_version, const char *my_version)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f) {
+        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "{\n");
+    for (int i = 0; i < NFIGURES; i++) {
+        json_figure(f, &fig[i], true);
+        fprintf(f, ",\n");
+    }
+    fprintf(f, "  \"baselines\": {\n");
+    for (int i = NFIGURES; i < NALL; i++) {
+        fprintf(f, "  ");
+        json_figure(f, &fig[i], false);
+        fprintf(f, "%s\n", i + 1 < NALL ? "," : "");
+    }
+    fprintf(f, "  },\n  \"machine\": {\"cpu\": ");
+    json_str(f, machine.cpu);
+    fprintf(f, ", \"cores\": %d, \"kernel\": ", cores);
+    json_str(f, machine.kernel);
+    fprintf(f, ", \"os\": ");
+    json_str(f, machine.os);
+    fprintf(f, ", \"compiler\": ");
+    json_str(f, machine.compiler);
+    fprintf(f, "},\n  \"servers\": {\"pg\": ");
+    if (*pg_version)
+        json_str(f, pg_version);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"mysql\": ");
+    if (*my_version)
+        json_str(f, my_version);
+    else
+        fprintf(f, "null");
+    fprintf(f, "},\n  \"cdm\": ");
+    json_str(f, PACKAGE_VERSION);
+    fprintf(f, ",\n  \"commit\": ");
+    if (machine.commit)
+        json_str(f, machine.commit);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\n  \"date\": ");
+    json_str(f, machine.date);
+    fprintf(f, ",\n  \"rounds\": %d,\n  \"seconds_per_side\": %.6g,\n"
+            "  \"notes\": [", rounds, seconds);
+    for (int i = 0; i < nnotes; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        json_str(f, notes[i]);
+    }
+    fprintf(f, "]\n}\n");
+    if (fclose(f) != 0) {
+        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: bench [--rounds N] [--seconds S] [--json FILE]\n"
+            "  --rounds N   rounds per figure, median of them (default 5)\n"
+            "  --seconds S  time each side gets per round (default 0.5)\n"
+            "  --json FILE  also write the figures as one JSON object\n"
+            "  --only LIST  only these groups, comma-separated: idle, load,\n"
+            "               fast, over, pg, mysql (figures of the others null)\n"
+            "Server figures need CDM_TEST_PG_* / CDM_TEST_MYSQL_* "
+            "(tests/bench.sh sets them).\n");
+}
+
 int main(int argc, char **argv)
 {
-    static const int counts[] = { 1, 2, 8, 32 };
+    const char *json = NULL;
+    char pg_ver[64] = "", my_ver[64] = "";
+    struct server *servers[2];
+    int nservers = 0;
+    bool do_load, do_fast;
     cdm_manager *m;
-    int rc = 0;
 
-    if (argc > 1)
-        seconds = atof(argv[1]);
-    if (cdm_manager_new(&m) != CDM_OK)
-        return 1;
-
-    printf("cdm pool benchmark, %.1f s per figure (bare = mutex-protected "
-           "stack doing the same push/pop)\n\n", seconds);
-    printf("fast path: cdm_connect + cdm_disconnect, SQLite :memory:, "
-           "POOL_MaximumItems = threads\n");
-    printf("%8s %14s %12s %14s %12s %10s\n", "threads", "cdm cycles/s",
-           "cdm ns/cyc", "bare cycles/s", "bare ns/cyc", "cdm/bare");
-    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
-        char name[32];
-        struct bare *b = bare_new(counts[i]);
-        struct figures fc, fb;
-
-        snprintf(name, sizeof name, "Fast%d", counts[i]);
-        if (pooled_def(m, name, counts[i]) != CDM_OK) {
-            fprintf(stderr, "bench: %s\n", cdm_errmsg());
+    if (argc == 3 && !strcmp(argv[1], "--idle-child")) {
+        double v[2];
+        if (idle_child(!strcmp(argv[2], "cdm"), v) != 0)
             return 1;
-        }
-        warm(m, name, counts[i]);
-        fb = measure(NULL, b, NULL, counts[i], 0);
-        fc = measure(m, NULL, name, counts[i], 0);
-        printf("%8d %14.0f %12.1f %14.0f %12.1f %9.2fx%s\n", counts[i],
-               fc.per_sec, 1e9 / fc.per_sec,
-               fb.per_sec, 1e9 / fb.per_sec, fb.per_sec / fc.per_sec,
-               fc.errors ? "  ERRORS" : "");
-        rc |= fc.errors != 0;
-        pthread_mutex_destroy(&b->lock);
-        free(b);
+        printf("%.17g %.17g\n", v[0], v[1]);
+        return 0;
     }
-    printf("(ns/cyc is wall time divided by all cycles; cdm/bare is cdm's "
-           "time per cycle over the bare stack's: below 1 is faster)\n\n");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+            json = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (rounds < 1 || rounds > MAX_ROUNDS || !(seconds > 0) || seconds > 60) {
+        fprintf(stderr, "bench: --rounds 1..%d, --seconds above 0, at most 60\n",
+                MAX_ROUNDS);
+        return 2;
+    }
+    if (only)
+        note("--only %s: the other figures were not measured", only);
+    if (rounds < 5)
+        note("%d rounds: the figures want at least 5", rounds);
+    read_machine();
 
     {
-        struct bare *b = bare_new(4);
-        struct figures fc, fb;
-
-        if (pooled_def(m, "Over", 4) != CDM_OK) {
-            fprintf(stderr, "bench: %s\n", cdm_errmsg());
-            return 1;
-        }
-        warm(m, "Over", 4);
-        printf("oversubscribed: 32 threads, POOL_MaximumItems=4, 20 us held; "
-               "two cores allow 100000 cycles/s\n");
-        fb = measure(NULL, b, NULL, 32, 20000);
-        fc = measure(m, NULL, "Over", 32, 20000);
-        printf("%6s %12s %10s %14s %14s\n", "", "cycles/s", "of 100k",
-               "slowest/avg", "fastest/avg");
-        printf("%6s %12.0f %9.0f%% %14.2f %14.2f%s\n", "cdm", fc.per_sec,
-               fc.per_sec / 1000.0, fc.min / fc.avg, fc.max / fc.avg,
-               fc.errors ? "  ERRORS" : "");
-        printf("%6s %12.0f %9.0f%% %14.2f %14.2f\n", "bare", fb.per_sec,
-               fb.per_sec / 1000.0, fb.min / fb.avg, fb.max / fb.avg);
-        rc |= fc.errors != 0;
-        free(b);
-    }
-
-    printf("\nservers: fresh driver connect vs pooled cdm_connect; "
-           "SELECT 1 through the driver vs cdm_query on one connection\n");
 #if HAVE_POSTGRESQL
-    if (env("CDM_TEST_PG_PORT"))
-        bench_server(m, "PG", "DriverID=PG", "CDM_TEST_PG", pg_raw_connect,
-                     pg_raw_close, pg_raw_select);
-    else
-        printf("PG: skipped (no test server: run tests/bench.sh)\n");
+        static struct server pg = {
+            "PG", "DriverID=PG", "CDM_TEST_PG", "pg", F_PG_OPEN, F_PG_SEL1,
+            F_PG_PARAM, B_PG_FRESH_US, B_PG_POOLED_US, B_PG_SEL1_RAW_US,
+            B_PG_SEL1_CDM_US, B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US,
+            pg_raw_connect, pg_raw_close, pg_raw_select1, pg_param_prepare,
+            pg_param_run, pg_param_free, false, false, "", NULL, NULL
+        };
+        servers[nservers++] = &pg;
+#else
+        note("cdm built without PostgreSQL: pg_* figures skipped");
 #endif
 #if HAVE_MYSQL
-    if (env("CDM_TEST_MYSQL_PORT"))
-        bench_server(m, "MySQL", "DriverID=MySQL", "CDM_TEST_MYSQL",
-                     my_raw_connect, my_raw_close, my_raw_select);
-    else
-        printf("MySQL: skipped (no test server: run tests/bench.sh)\n");
+        static struct server my = {
+            "MySQL", "DriverID=MySQL", "CDM_TEST_MYSQL", "mysql", F_MY_OPEN,
+            F_MY_SEL1, F_MY_PARAM, B_MY_FRESH_US, B_MY_POOLED_US,
+            B_MY_SEL1_RAW_US, B_MY_SEL1_CDM_US, B_MY_PARAM_RAW_US,
+            B_MY_PARAM_CDM_US, my_raw_connect, my_raw_close, my_raw_select1,
+            my_param_prepare, my_param_run, my_param_free, false, false, "",
+            NULL, NULL
+        };
+        servers[nservers++] = &my;
+#else
+        note("cdm built without MySQL: mysql_* figures skipped");
 #endif
+    }
+#if HAVE_POSTGRESQL
+    if (wanted("pg") && env("CDM_TEST_PG_PORT"))
+        pg_version(pg_ver, sizeof pg_ver);
+#endif
+#if HAVE_MYSQL
+    if (wanted("mysql") && env("CDM_TEST_MYSQL_PORT"))
+        my_version(my_ver, sizeof my_ver);
+#endif
+
+    /* Everything is set up first; then each round measures every figure
+     * once, so that a figure's rounds are spread over the whole run and
+     * a burst of other work on the machine spoils one round of each, not
+     * every round of one. */
+    if (cdm_manager_new(&m) != CDM_OK)
+        die("cdm_manager_new");
+    do_load = wanted("load") && load_setup();
+    do_fast = (wanted("fast") || wanted("over")) && fast_setup(m);
+    for (int i = 0; i < nservers; i++)
+        if (wanted(servers[i]->lower))
+            server_setup(m, servers[i]);
+    for (int r = 0; r < rounds; r++) {
+        if (wanted("idle"))
+            idle_round(r);
+        if (do_load)
+            load_round(r);
+        if (do_fast && wanted("fast"))
+            fast_round(m, r);
+        if (do_fast && wanted("over"))
+            over_round(m, r);
+        for (int i = 0; i < nservers; i++)
+            server_round(m, servers[i], r);
+    }
+    for (int i = 0; i < nservers; i++)
+        server_teardown(servers[i]);
+    if (do_load)
+        load_teardown();
     cdm_manager_free(m);
-    return rc;
+
+    for (int i = 0; i < NALL; i++)
+        summarize(&fig[i]);
+    print_table();
+    if (json && write_json(json, pg_ver, my_ver) != 0)
+        return 1;
+    return 0;
 }
