@@ -174,6 +174,22 @@ extern const struct cdm_driver *const cdm__drivers[];
 /* By DriverID or alias, case-insensitive; NULL when unknown. */
 const struct cdm_driver *cdm__driver_find(const char *id);
 
+/* --------------------------------------------------------------- names.c */
+
+/* Definitions by name, case-insensitively (the index owns none of them). */
+struct cdm_names {
+    struct cdm_def **slots;
+    size_t cap, used, live;   /* used counts removed entries too */
+};
+struct cdm_def *cdm__names_get(const struct cdm_names *ix, const char *name);
+/* Adds `d` (replacing an entry of the same name). */
+int cdm__names_put(struct cdm_names *ix, struct cdm_def *d);
+void cdm__names_del(struct cdm_names *ix, const struct cdm_def *d);
+/* Replaces the index by one of `defs`; unchanged when out of memory. */
+int cdm__names_build(struct cdm_names *ix, struct cdm_def *const *defs,
+                     size_t n);
+void cdm__names_clear(struct cdm_names *ix);
+
 /* ----------------------------------------------------------------- ini.c */
 
 struct cdm_ini_key {

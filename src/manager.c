@@ -64,13 +64,14 @@ static void sink(void *ctx, int level, const char *message)
 struct cdm_def *cdm__manager_find(const cdm_manager *m, const char *name,
                                   size_t *index)
 {
-    for (size_t i = 0; i < m->ndefs; i++)
-        if (cdm__streq_nocase(m->defs[i]->name, name)) {
-            if (index)
+    struct cdm_def *d = name ? cdm__names_get(&m->names, name) : NULL;
+
+    /* The position only for a delete, which moves the rest anyway. */
+    if (d && index)
+        for (size_t i = 0; i < m->ndefs; i++)
+            if (m->defs[i] == d)
                 *index = i;
-            return m->defs[i];
-        }
-    return NULL;
+    return d;
 }
 
 struct cdm_def *cdm__manager_lookup(void *ctx, const char *name)
@@ -268,6 +269,7 @@ void cdm_manager_free(cdm_manager *m)
     /* Pools with connections still borrowed go when the last one is
      * returned. */
     cdm__registry_free(m->reg);
+    cdm__names_clear(&m->names);
     for (size_t i = 0; i < m->ndefs; i++)
         cdm__def_free(m->defs[i]);
     for (size_t i = 0; i < m->nfiles; i++)
@@ -332,32 +334,33 @@ static cdm_conn *refresh_pools(cdm_manager *m)
 
 /* ------------------------------------------------------------- loading */
 
-/* Checks that none of `l`'s names is taken by `m`'s definitions other
- * than those from `except`, nor by an earlier entry of `others`. */
+/* Checks that none of `l`'s names is taken by `m`'s definitions (only its
+ * private ones when `skip_files`: a reload replaces the others) nor by an
+ * entry of `seen` (the files before it in a reload), then adds `l`'s
+ * definitions to `seen`. */
 static int check_clash(const cdm_manager *m, const struct cdm_loaded *l,
-                       bool skip_files, const struct cdm_loaded *others,
-                       size_t nothers)
+                       bool skip_files, struct cdm_names *seen)
 {
     char there[512];
+    int rc = CDM_OK;
 
-    for (size_t i = 0; i < l->ndefs; i++) {
-        const struct cdm_def *d = l->defs[i], *old = NULL;
-        for (size_t j = 0; j < m->ndefs && !old; j++)
-            if ((!skip_files || !m->defs[j]->src) &&
-                cdm__streq_nocase(m->defs[j]->name, d->name))
-                old = m->defs[j];
-        for (size_t k = 0; k < nothers && !old; k++)
-            for (size_t j = 0; j < others[k].ndefs && !old; j++)
-                if (cdm__streq_nocase(others[k].defs[j]->name, d->name))
-                    old = others[k].defs[j];
+    for (size_t i = 0; i < l->ndefs && rc == CDM_OK; i++) {
+        const struct cdm_def *d = l->defs[i];
+        const struct cdm_def *old = cdm__names_get(&m->names, d->name);
+        if (old && skip_files && old->src)
+            old = NULL;
+        if (!old && seen)
+            old = cdm__names_get(seen, d->name);
         if (old) {
             where_defined(old, there, sizeof there);
             return cdm__fail(CDM_ERR_EXISTS,
                              "%s:%d: definition '%s' is already defined at %s",
                              d->src->path, d->line, d->name, there);
         }
+        if (seen)
+            rc = cdm__names_put(seen, l->defs[i]);
     }
-    return CDM_OK;
+    return rc;
 }
 
 int cdm_manager_load_file(cdm_manager *m, const char *path)
@@ -375,11 +378,21 @@ int cdm_manager_load_file(cdm_manager *m, const char *path)
         return rc;
 
     pthread_mutex_lock(&m->lock);
-    if ((rc = check_clash(m, &l, false, NULL, 0)) != CDM_OK ||
+    if ((rc = check_clash(m, &l, false, NULL)) != CDM_OK ||
         (rc = reserve(m, l.ndefs)) != CDM_OK)
         goto fail;
+    /* Every name indexed before anything changes: nothing can fail after. */
+    for (size_t i = 0; i < l.ndefs && rc == CDM_OK; i++)
+        rc = cdm__names_put(&m->names, l.defs[i]);
+    if (rc != CDM_OK) {
+        for (size_t i = 0; i < l.ndefs; i++)
+            cdm__names_del(&m->names, l.defs[i]);
+        goto fail;
+    }
     if (!(files = realloc(m->files, (m->nfiles + 1) * sizeof *files))) {
         rc = cdm__nomem();
+        for (size_t i = 0; i < l.ndefs; i++)
+            cdm__names_del(&m->names, l.defs[i]);
         goto fail;
     }
     m->files = files;
@@ -412,6 +425,7 @@ int cdm_manager_reload(cdm_manager *m)
     struct cdm_loaded *ls = NULL;
     char **paths = NULL;
     struct cdm_def **defs = NULL;
+    struct cdm_names seen = { 0 };
     cdm_conn *dead = NULL;
     size_t n = 0, total = 0, k = 0;
     int rc = CDM_OK;
@@ -442,7 +456,7 @@ int cdm_manager_reload(cdm_manager *m)
 
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n && rc == CDM_OK; i++)
-        rc = check_clash(m, &ls[i], true, ls, i);
+        rc = check_clash(m, &ls[i], true, &seen);
     if (rc == CDM_OK && m->nfiles != n)
         rc = cdm__fail(CDM_ERR_CONFLICT,
                        "files were loaded while reloading; try again");
@@ -453,19 +467,25 @@ int cdm_manager_reload(cdm_manager *m)
         if (!(defs = calloc(total + npriv + 1, sizeof *defs)))
             rc = cdm__nomem();
     }
+    if (rc == CDM_OK) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < ls[i].ndefs; j++)
+                defs[k++] = ls[i].defs[j];
+        for (size_t i = 0; i < m->ndefs; i++)
+            if (!m->defs[i]->src)
+                defs[k++] = m->defs[i];
+        /* The new index before anything changes: nothing fails after. */
+        rc = cdm__names_build(&m->names, defs, k);
+    }
     if (rc != CDM_OK) {
         pthread_mutex_unlock(&m->lock);
+        free(defs);
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < ls[i].ndefs; j++)
-            defs[k++] = ls[i].defs[j];
     for (size_t i = 0; i < m->ndefs; i++) {
         struct cdm_def *old = m->defs[i];
-        if (!old->src) {
-            defs[k++] = old;
+        if (!old->src)
             continue;
-        }
         /* Pools belong to names: the refresh below bumps a pool's
          * generation if its parameters changed. */
         cdm__def_free(old);
@@ -486,6 +506,7 @@ int cdm_manager_reload(cdm_manager *m)
     for (size_t i = 0; i < n; i++)
         cdm__notes_flush(m, &ls[i].notes);
 out:
+    cdm__names_clear(&seen);
     for (size_t i = 0; ls && i < n; i++)
         cdm__loaded_free(&ls[i]);
     free(ls);
@@ -553,7 +574,8 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
         where_defined(old, there, sizeof there);
         rc = cdm__fail(CDM_ERR_EXISTS,
                        "definition '%s' already exists (%s)", name, there);
-    } else if ((rc = reserve(m, 1)) == CDM_OK) {
+    } else if ((rc = reserve(m, 1)) == CDM_OK &&
+               (rc = cdm__names_put(&m->names, d)) == CDM_OK) {
         m->defs[m->ndefs++] = d;
         d = NULL;
         dead = refresh_pools(m);
@@ -627,6 +649,7 @@ int cdm_manager_delete_def(cdm_manager *m, const char *name)
                          m ? "name" : "manager");
     pthread_mutex_lock(&m->lock);
     if ((d = cdm__manager_find(m, name, &i))) {
+        cdm__names_del(&m->names, d);
         memmove(m->defs + i, m->defs + i + 1,
                 (m->ndefs - i - 1) * sizeof *m->defs);
         m->ndefs--;

@@ -14,6 +14,7 @@ struct cdm_manager {
     struct cdm_def **defs;       /* file definitions in load order, then
                                   * private ones in the order added */
     size_t ndefs, cap;
+    struct cdm_names names;      /* defs by name */
     struct cdm_source **files;   /* loaded files in load order (a ref each) */
     size_t nfiles;
     bool closed;
