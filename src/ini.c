@@ -80,8 +80,11 @@ void cdm__ini_free(struct cdm_ini *ini)
         free(s->keys);
         free(s->name);
     }
-    for (size_t i = 0; i < ini->nwarnings; i++)
-        free(ini->warnings[i]);
+    for (size_t i = 0; i < ini->nwarnings; i++) {
+        free(ini->warnings[i].section);
+        free(ini->warnings[i].key);
+        free(ini->warnings[i].text);
+    }
     free(ini->warnings);
     free(ini->sections);
     free(ini->path);
@@ -89,13 +92,16 @@ void cdm__ini_free(struct cdm_ini *ini)
     free(ini);
 }
 
-static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
-    CDM_PRINTF(3, 4);
+/* A warning at `line` of the current section, about the key
+ * [key, key + klen) when klen is not 0. */
+static int warn(struct cdm_ini *ini, int line, const char *key, size_t klen,
+                const char *fmt, ...) CDM_PRINTF(5, 6);
 
-static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
+static int warn(struct cdm_ini *ini, int line, const char *key, size_t klen,
+                const char *fmt, ...)
 {
+    struct cdm_ini_warning *w;
     struct cdm_buf b = { 0 };
-    char **w;
     va_list ap;
     char text[512];
 
@@ -109,14 +115,23 @@ static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
         return cdm__nomem();
     }
     ini->warnings = w;
-    w[ini->nwarnings++] = cdm__buf_take(&b);
+    w = &w[ini->nwarnings];
+    memset(w, 0, sizeof *w);
+    w->line = line;
+    w->text = cdm__buf_take(&b);
+    ini->nwarnings++;
+    if (ini->nsections &&
+        !(w->section = cdm__strdup(ini->sections[ini->nsections - 1].name)))
+        return cdm__nomem();
+    if (klen && !(w->key = cdm__strndup(key, klen)))
+        return cdm__nomem();
     return CDM_OK;
 }
 
-static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
+static int syntax(struct cdm_ini *ini, int line, const char *fmt, ...)
     CDM_PRINTF(3, 4);
 
-static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
+static int syntax(struct cdm_ini *ini, int line, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -124,6 +139,7 @@ static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    ini->error_line = line;
     return cdm__fail(CDM_ERR_PARSE, "%s:%d: %s", ini->path, line, text);
 }
 
@@ -171,7 +187,7 @@ static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line)
             int first = k->line, rc;
             /* The last value wins, as in iniparser; the first is gone. */
             k->line = line;
-            rc = warn(ini, line,
+            rc = warn(ini, line, key, n,
                       "key %.*s repeated in [%s] (first at line %d); "
                       "the last value wins",
                       (int)n, key, s->name, first);
@@ -220,7 +236,7 @@ static int scan_value(struct cdm_ini *ini, int line, const char *key,
          * a blank before it that is a comment; glued to the value it is
          * probably part of it (a password, PGAdvanced) and gets cut. */
         if (i > 0 && v[i - 1] != ' ' && v[i - 1] != '\t')
-            return warn(ini, line,
+            return warn(ini, line, key, klen,
                         "value of %.*s is cut at '%c' (the rest is read as "
                         "a comment); write the value in double quotes if "
                         "it belongs to it",
@@ -316,11 +332,11 @@ static int scan(struct cdm_ini *ini, const char *buf, size_t len)
             }
             cdm__buf_add(&logical, t, tn - 1);
             if (first && (t[0] == ';' || t[0] == '#'))
-                rc = warn(ini, line,
+                rc = warn(ini, line, NULL, 0,
                           "comment ends with '\\', so line %d is joined "
                           "to it and ignored", line + 1);
             else if (first && t[0] != '[')
-                rc = warn(ini, line,
+                rc = warn(ini, line, NULL, 0,
                           "line ends with '\\', so line %d is joined to "
                           "this value", line + 1);
             continue;
@@ -339,7 +355,7 @@ static int scan(struct cdm_ini *ini, const char *buf, size_t len)
 
 /* Turns iniparser's message ("iniparser: syntax error in F (12):...") into
  * ours, with the real path instead of the memory file's. */
-static int iniparser_failure(const struct cdm_ini *ini)
+static int iniparser_failure(struct cdm_ini *ini)
 {
     const char *p = ini_error, *in, *open;
     int line = 0;
@@ -358,6 +374,7 @@ static int iniparser_failure(const struct cdm_ini *ini)
     open = in ? strstr(in, " (") : NULL;
     if (open)
         line = atoi(open + 2);
+    ini->error_line = line;
     return cdm__fail(CDM_ERR_PARSE, "%s:%d: %.*s", ini->path, line,
                      in ? (int)(in - p) : (int)strcspn(p, "\n"), p);
 }
@@ -389,6 +406,7 @@ static int read_values(struct cdm_ini *ini, const char *buf, size_t len,
     if (src == ini->path && had_bom) {
         if (mfd >= 0)
             close(mfd);
+        ini->error_line = 1;
         return cdm__fail(CDM_ERR_PARSE,
                          "%s:1: UTF-8 byte order mark: save the file without it",
                          ini->path);
@@ -422,12 +440,13 @@ static int read_values(struct cdm_ini *ini, const char *buf, size_t len,
                 *c = (char)tolower((unsigned char)*c);
             v = iniparser_getstring(d, lk, NULL);
             free(lk);
-            if (!v)
+            if (!v) {
+                ini->error_line = s->keys[j].line;
                 rc = cdm__fail(CDM_ERR_PARSE,
                                "%s:%d: key %s could not be read back from "
                                "iniparser",
                                ini->path, s->keys[j].line, s->keys[j].key);
-            else if (!(s->keys[j].value = cdm__strdup(v)))
+            } else if (!(s->keys[j].value = cdm__strdup(v)))
                 rc = cdm__nomem();
         }
     }
@@ -481,9 +500,19 @@ static char *absolute_dir(const char *path)
 int cdm__ini_parse(const char *path, const char *buf, size_t len,
                    struct cdm_ini **out)
 {
+    int line;
+
+    return cdm__ini_parse_at(path, buf, len, out, &line);
+}
+
+int cdm__ini_parse_at(const char *path, const char *buf, size_t len,
+                      struct cdm_ini **out, int *line)
+{
     struct cdm_ini *ini;
     size_t skip;
     int rc;
+
+    *line = 0;
 
     if (!(ini = calloc(1, sizeof *ini)) || !(ini->path = cdm__strdup(path))) {
         free(ini);
@@ -495,6 +524,8 @@ int cdm__ini_parse(const char *path, const char *buf, size_t len,
     if (rc == CDM_OK)
         rc = read_values(ini, buf + skip, len - skip, skip != 0);
     if (rc != CDM_OK) {
+        if (rc == CDM_ERR_PARSE)
+            *line = ini->error_line;
         cdm__ini_free(ini);
         return rc;
     }
@@ -502,7 +533,18 @@ int cdm__ini_parse(const char *path, const char *buf, size_t len,
     return CDM_OK;
 }
 
-int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
+int cdm__file_insecure(const char *path, const struct stat *st)
+{
+    if (!(st->st_mode & S_IWOTH))
+        return CDM_OK;
+    return cdm__fail(CDM_ERR_INSECURE,
+                     "%s: refusing a world-writable definition file "
+                     "(mode %04o); run: chmod o-w %s",
+                     path, (unsigned)(st->st_mode & 07777), path);
+}
+
+static int file_read(const char *path, char **buf, size_t *len,
+                     struct stat *st, bool any)
 {
     int fd, rc;
 
@@ -518,16 +560,24 @@ int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
         close(fd);
         return cdm__fail(CDM_ERR_IO, "%s: not a regular file", path);
     }
-    if (st->st_mode & S_IWOTH) {
+    if (!any && (rc = cdm__file_insecure(path, st)) != CDM_OK) {
         close(fd);
-        return cdm__fail(CDM_ERR_INSECURE,
-                         "%s: refusing a world-writable definition file "
-                         "(mode %04o); run: chmod o-w %s",
-                         path, (unsigned)(st->st_mode & 07777), path);
+        return rc;
     }
     rc = read_all(path, fd, buf, len);
     close(fd);
     return rc;
+}
+
+int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
+{
+    return file_read(path, buf, len, st, false);
+}
+
+int cdm__file_read_any(const char *path, char **buf, size_t *len,
+                       struct stat *st)
+{
+    return file_read(path, buf, len, st, true);
 }
 
 int cdm__ini_read(const char *path, struct cdm_ini **out)
