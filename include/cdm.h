@@ -468,27 +468,46 @@ CDM_EXPORT void cdm_deffile_free(cdm_deffile *f);
 
 /* ------------------------------------------------------ checking a file */
 
-/* One finding of cdm_check_file. */
+/* One finding of cdm_check_file.  The strings are valid during the call
+ * to the callback only. */
 typedef struct cdm_finding {
     const char *path;     /* the file, as given */
-    int line;             /* 1-based; 0 for the file as a whole */
+    int line;             /* 1-based: the key's line when about a key, the
+                           * [section] line when about a definition; 0 for
+                           * the file as a whole (permissions, unreadable) */
     int level;            /* CDM_LOG_ERROR or CDM_LOG_WARN */
     const char *def;      /* the definition, as written, or NULL */
     const char *key;      /* the key, as written, or NULL */
-    const char *message;  /* one line, without path or line; never a secret */
+    const char *message;  /* one line, without path or line (it names the
+                           * definition: "definition 'X': unknown key ...",
+                           * as a load logs it); never a secret */
 } cdm_finding;
 
 typedef void (*cdm_finding_fn)(const cdm_finding *f, void *user);
 
 /* Checks a definition file the way `cdm check` does, like a compiler:
- * every finding, in line order, to `fn` (syntax, a repeated section, unknown
- * keys with a suggestion, bad booleans and numbers, a missing DriverID or
- * Database, an unknown DriverID, a missing parent or an inheritance cycle,
- * an unset $(VAR) (a warning), unsafe permissions, a literal password in a
- * file others can read).  *errors and *warnings (each may be NULL) get the
- * counts.  CDM_OK when there is no error; CDM_ERR_INVALID when there is
- * one; CDM_ERR_IO when the file cannot be read at all (also reported as a
- * finding). */
+ * every finding, in line order (ties in the order found), to `fn` (may be
+ * NULL: counts only).
+ *
+ * Errors, what keeps the file from loading or a definition from
+ * connecting: syntax and a repeated section (the reader stops at the
+ * first, so that is then the only finding besides permissions), a
+ * world-writable file (its content is still checked), bad booleans,
+ * numbers and enumerations, a missing DriverID or Database, an unknown
+ * DriverID (also a FireDAC driver cdm lacks, such as MSSQL or FB), a
+ * missing parent, an inheritance cycle, a malformed $(VAR), a pool that
+ * can never give a connection.  Warnings: unknown keys (with a "did you
+ * mean"), another driver's key, a repeated key, a value cut at ';' or
+ * '#', an unset $(VAR) (in this process's environment), a literal
+ * password in a file others can read, a driver not built into this cdm.
+ * Parents are looked up in the same file; a problem a definition
+ * inherits is reported once, by the definition that causes it.
+ *
+ * *errors and *warnings (each may be NULL) get the counts whenever the
+ * file was checked.  CDM_OK when there is no error; CDM_ERR_INVALID when
+ * there is one (or `path` is NULL: nothing reported, no counts);
+ * CDM_ERR_IO when the file cannot be read at all (also reported as a
+ * finding at line 0); CDM_ERR_NOMEM (nothing reported).  Any thread. */
 CDM_EXPORT int cdm_check_file(const char *path, cdm_finding_fn fn, void *user,
                               int *errors, int *warnings);
 

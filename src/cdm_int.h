@@ -205,14 +205,23 @@ struct cdm_ini_section {
     size_t nkeys;
 };
 
+/* A warning of the reader (a repeated key, a value cut at ';'). */
+struct cdm_ini_warning {
+    int line;
+    char *section;   /* the section it is in, as written, or NULL */
+    char *key;       /* the key it is about, as written, or NULL */
+    char *text;      /* "path:line: ..." */
+};
+
 struct cdm_ini {
     char *path;      /* as given */
     char *dir;       /* absolute directory of the file */
     unsigned mode;   /* st_mode permission bits */
     struct cdm_ini_section *sections;
     size_t nsections;
-    char **warnings; /* repeated keys etc., "path:line: ..." */
+    struct cdm_ini_warning *warnings;
     size_t nwarnings;
+    int error_line;  /* of a syntax error, while parsing */
     struct cdm_ini_slot *index;  /* sections and keys by name (ini.c) */
     size_t index_cap, index_used;
 };
@@ -226,11 +235,21 @@ int cdm__ini_read(const char *path, struct cdm_ini **out);
  * (CDM_ERR_INSECURE), at most 16 MB.  *buf is NUL-terminated; free it. */
 struct stat;
 int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st);
+/* The same, reading a world-writable file too (cdm check reports it and
+ * reads on); cdm__file_insecure tells whether `st` is one, with the
+ * message cdm__file_read fails with. */
+int cdm__file_read_any(const char *path, char **buf, size_t *len,
+                       struct stat *st);
+int cdm__file_insecure(const char *path, const struct stat *st);
 /* Parses bytes already read (`path` for messages only; no `dir`,
  * no `mode`): how an edited file's new text is checked before it is
  * written. */
 int cdm__ini_parse(const char *path, const char *buf, size_t len,
                    struct cdm_ini **out);
+/* The same; on CDM_ERR_PARSE *line gets the line the message names (0
+ * when iniparser did not tell). */
+int cdm__ini_parse_at(const char *path, const char *buf, size_t len,
+                      struct cdm_ini **out, int *line);
 void cdm__ini_free(struct cdm_ini *ini);
 
 /* ----------------------------------------------------------------- def.c */
@@ -267,10 +286,20 @@ int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line
  * "definition 'X'" for a private one or a value set at run time. */
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size);
+/* A problem found in a file or definition, with where it is: a load logs
+ * its text as a warning; cdm check (lint.c) reports its parts. */
+struct cdm_issue {
+    int level;         /* CDM_LOG_WARN; CDM_LOG_ERROR when the definition
+                        * (or the file) cannot be used */
+    int line;          /* the line `text` names, 0 if none */
+    const char *def;   /* the definition, as written, or NULL */
+    const char *key;   /* the key, as written, or NULL */
+    const char *text;  /* the whole message: "path:line: definition 'X': ..." */
+};
+typedef void (*cdm_warn_fn)(void *ctx, const struct cdm_issue *is);
 /* Checks the values the definition sets itself.  Unknown keys and (when
  * `strict` is false) bad values are passed to `warn`; with `strict` the
  * first bad value fails. */
-typedef void (*cdm_warn_fn)(void *ctx, const char *message);
 int cdm__def_check_own(const struct cdm_def *d, bool strict,
                        cdm_warn_fn warn, void *ctx);
 /* Checks one value `d` is about to set, as cdm_manager_set_param does: a
@@ -301,6 +330,7 @@ struct cdm_rkv {
 struct cdm_resolved {
     char *name;
     char *where;                /* "file:line: definition 'X'" */
+    int line;                   /* the line of `where`, 0 if none */
     const struct cdm_driver *drv;
     struct cdm_rkv *kv;
     size_t nkv;
@@ -316,6 +346,16 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
                        struct cdm_resolved **out);
 /* Expands $(VAR), chooses the driver, checks values and required keys. */
 int cdm__resolve_finish(struct cdm_resolved *r);
+/* Everything that keeps the definition `name` from connecting, each
+ * problem to `report` instead of failing at the first (cdm check).  A
+ * problem is reported by the definition that causes it: a parent's bad
+ * value or missing grandparent by that parent when it is checked itself.
+ * An unset $(VAR) and a driver not built in are warnings.  Returns the
+ * first status a connect would fail with; *out (may be NULL) gets the
+ * resolved definition when that is CDM_OK. */
+int cdm__resolve_report(const char *name, cdm_lookup_fn lookup, void *ctx,
+                        cdm_warn_fn report, void *rctx,
+                        struct cdm_resolved **out);
 void cdm__resolved_free(struct cdm_resolved *r);
 struct cdm_resolved *cdm__resolved_clone(const struct cdm_resolved *r);
 /* Value as set, else the spec's default, else NULL. */
@@ -403,7 +443,7 @@ struct cdm_notes {
     char **v;
     size_t n;
 };
-void cdm__note(void *ctx, const char *message);   /* a cdm_warn_fn */
+void cdm__note(void *ctx, const struct cdm_issue *is);   /* a cdm_warn_fn */
 /* Logs them to m (NULL: drops them) and empties the list. */
 void cdm__notes_flush(cdm_manager *m, struct cdm_notes *ns);
 
@@ -415,6 +455,10 @@ struct cdm_loaded {
     struct cdm_notes notes;
 };
 int cdm__load(const char *path, struct cdm_loaded *l);
+/* The same from a file already parsed (taken: freed, also on failure),
+ * every warning to `warn` instead of l->notes. */
+int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
+                     cdm_warn_fn warn, void *ctx);
 void cdm__loaded_free(struct cdm_loaded *l);
 
 

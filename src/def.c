@@ -147,6 +147,25 @@ bool cdm__key_valid(const char *key)
     return true;
 }
 
+/* The line cdm__def_where names, 0 if none. */
+static int def_line(const struct cdm_def *d, const struct cdm_kv *kv)
+{
+    int line = kv ? kv->line : d->line;
+
+    return d->src && line > 0 ? line : 0;
+}
+
+static void issue(cdm_warn_fn fn, void *ctx, int level, int line,
+                  const char *def, const char *key, const char *text)
+{
+    struct cdm_issue is = {
+        .level = level, .line = line, .def = def, .key = key, .text = text,
+    };
+
+    if (fn)
+        fn(ctx, &is);
+}
+
 static const struct cdm_driver *own_driver(const struct cdm_def *d)
 {
     const struct cdm_kv *kv = cdm__def_find(d, "DriverID");
@@ -221,8 +240,8 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
             char text[768];
             snprintf(text, sizeof text, "%s: %s is not used by driver %s",
                      where, kv->key, drv->id);
-            if (warn)
-                warn(ctx, text);
+            issue(warn, ctx, CDM_LOG_WARN, def_line(d, kv), d->name, kv->key,
+                  text);
             continue;
         }
         if (!spec) {
@@ -237,8 +256,8 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
             else
                 snprintf(text, sizeof text, "%s: unknown key %s", where,
                          kv->key);
-            if (warn)
-                warn(ctx, text);
+            issue(warn, ctx, CDM_LOG_WARN, def_line(d, kv), d->name, kv->key,
+                  text);
             continue;
         }
         /* $(VAR) values are checked once expanded, at use. */
@@ -249,8 +268,8 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
             continue;
         if (strict)
             return rc;
-        if (warn)
-            warn(ctx, cdm_errmsg());
+        issue(warn, ctx, CDM_LOG_ERROR, def_line(d, kv), d->name, kv->key,
+              cdm_errmsg());
         if (first == CDM_OK)
             first = rc;
     }
@@ -258,10 +277,11 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
     {
         int rc = cdm__def_check_pair(d);
         if (rc != CDM_OK) {
+            const struct cdm_kv *kmin = cdm__def_find(d, "POOL_MinimumItems");
             if (strict)
                 return rc;
-            if (warn)
-                warn(ctx, cdm_errmsg());
+            issue(warn, ctx, CDM_LOG_ERROR, def_line(d, kmin), d->name,
+                  kmin->key, cdm_errmsg());
             if (first == CDM_OK)
                 first = rc;
         }
@@ -298,6 +318,7 @@ struct cdm_resolved *cdm__resolved_clone(const struct cdm_resolved *r)
     if (!c)
         return NULL;
     c->drv = r->drv;
+    c->line = r->line;
     if (!(c->name = cdm__strdup(r->name)) || !(c->where = cdm__strdup(r->where)) ||
         !(c->kv = calloc(r->nkv ? r->nkv : 1, sizeof *c->kv)) ||
         (r->nsrcs && !(c->srcs = calloc(r->nsrcs, sizeof *c->srcs))))
@@ -358,13 +379,33 @@ bool cdm__rget_bool(const struct cdm_resolved *r, const char *key)
         cdm__parse_bool(v, &b);
     return b;
 }
+/* Where resolving's problems go.  Connecting has none: the first problem
+ * fails the call.  cdm check has one: each problem is passed on, as an
+ * issue whose text is the message a connect would fail with, and the
+ * checks go on where they can. */
+struct report {
+    cdm_warn_fn fn;
+    void *ctx;
+};
 
-static const char *parent_of(const struct cdm_def *d)
+/* Passes on the thread's message (just set by cdm__fail) as an issue. */
+static void report(const struct report *rp, int level, int line,
+                   const char *def, const char *key)
+{
+    issue(rp->fn, rp->ctx, level, line, def, key, cdm_errmsg());
+}
+
+static const struct cdm_kv *parent_kv(const struct cdm_def *d)
 {
     const struct cdm_kv *kv = cdm__def_find(d, "ConnectionDef");
 
-    if (!kv)
-        kv = cdm__def_find(d, "Parent");
+    return kv ? kv : cdm__def_find(d, "Parent");
+}
+
+static const char *parent_of(const struct cdm_def *d)
+{
+    const struct cdm_kv *kv = parent_kv(d);
+
     return kv && kv->value[0] ? kv->value : NULL;
 }
 
@@ -383,8 +424,11 @@ static int hold_source(struct cdm_resolved *r, struct cdm_source *s)
     return CDM_OK;
 }
 
-int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
-                       struct cdm_resolved **out)
+/* With `rp`, a broken chain is reported only when it is the resolved
+ * definition's own fault (its parent is missing, or the cycle runs
+ * through it): a definition further up reports its own when checked. */
+static int resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
+                         struct cdm_resolved **out, const struct report *rp)
 {
     const struct cdm_def *chain[CHAIN_MAX];
     struct cdm_resolved *r;
@@ -397,22 +441,31 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
     for (;;) {
         const char *parent = parent_of(d);
         const struct cdm_def *p;
+        const struct cdm_kv *own;
 
         chain[depth++] = d;
         total += d->nkv;
         if (!parent)
             break;
-        cdm__def_where(d, cdm__def_find(d, "ConnectionDef") ?
-                       cdm__def_find(d, "ConnectionDef") :
-                       cdm__def_find(d, "Parent"), where, sizeof where);
-        if (!(p = lookup(ctx, parent)))
-            return cdm__fail(CDM_ERR_NOT_FOUND,
-                             "%s: parent definition '%s' not found", where,
-                             parent);
+        own = parent_kv(chain[0]);
+        cdm__def_where(d, parent_kv(d), where, sizeof where);
+        if (!(p = lookup(ctx, parent))) {
+            int rc = cdm__fail(CDM_ERR_NOT_FOUND,
+                               "%s: parent definition '%s' not found", where,
+                               parent);
+            if (rp && depth == 1)
+                report(rp, CDM_LOG_ERROR, def_line(d, own), d->name,
+                       own->key);
+            return rc;
+        }
         for (size_t i = 0; i < depth; i++)
             if (chain[i] == p) {
                 struct cdm_buf b = { 0 };
                 int rc;
+                /* Reported where the resolved definition names its
+                 * parent: each definition in the cycle says so once. */
+                if (rp && i == 0)
+                    cdm__def_where(chain[0], own, where, sizeof where);
                 for (size_t j = i; j < depth; j++)
                     cdm__buf_addf(&b, "%s -> ", chain[j]->name);
                 cdm__buf_adds(&b, p->name);
@@ -420,12 +473,23 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
                                "%s: inheritance cycle %s", where,
                                b.s ? b.s : "");
                 cdm__buf_free(&b);
+                if (rp && i == 0)
+                    report(rp, CDM_LOG_ERROR, def_line(chain[0], own),
+                           chain[0]->name, own->key);
                 return rc;
             }
-        if (depth == CHAIN_MAX)
-            return cdm__fail(CDM_ERR_INVALID,
-                             "%s: more than %d levels of ConnectionDef",
-                             where, CHAIN_MAX);
+        if (depth == CHAIN_MAX) {
+            int rc;
+            if (rp)
+                cdm__def_where(chain[0], own, where, sizeof where);
+            rc = cdm__fail(CDM_ERR_INVALID,
+                           "%s: more than %d levels of ConnectionDef",
+                           where, CHAIN_MAX);
+            if (rp)
+                report(rp, CDM_LOG_ERROR, def_line(chain[0], own),
+                       chain[0]->name, own->key);
+            return rc;
+        }
         d = p;
     }
 
@@ -435,6 +499,7 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
         cdm__resolved_free(r);
         return cdm__nomem();
     }
+    r->line = def_line(chain[0], NULL);
     /* Own values win: walk from the child up and keep the first of each. */
     for (size_t i = 0; i < depth; i++) {
         d = chain[i];
@@ -465,12 +530,21 @@ int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
     return CDM_OK;
 }
 
-int cdm__expand(const char *value, const char *where, const char *key,
-                char **out)
+int cdm__resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
+                       struct cdm_resolved **out)
+{
+    return resolve_chain(name, lookup, ctx, out, NULL);
+}
+
+/* cdm__expand; *unset tells a variable that is not set from a value that
+ * is malformed. */
+static int expand(const char *value, const char *where, const char *key,
+                  char **out, bool *unset)
 {
     struct cdm_buf b = { 0 };
     const char *p = value;
 
+    *unset = false;
     while (*p) {
         const char *start = strstr(p, "$(");
         const char *end, *env;
@@ -514,6 +588,7 @@ int cdm__expand(const char *value, const char *where, const char *key,
         var[n] = '\0';
         if (!(env = getenv(var))) {
             cdm__buf_free(&b);
+            *unset = true;
             return cdm__fail(CDM_ERR_INVALID,
                              "%s: %s: environment variable %s is not set",
                              where, key, var);
@@ -524,6 +599,14 @@ int cdm__expand(const char *value, const char *where, const char *key,
     if (!(*out = cdm__buf_take(&b)))
         return cdm__nomem();
     return CDM_OK;
+}
+
+int cdm__expand(const char *value, const char *where, const char *key,
+                char **out)
+{
+    bool unset;
+
+    return expand(value, where, key, out, &unset);
 }
 
 /* "file:line: definition 'X'" for a resolved value: the line that set it,
@@ -542,55 +625,149 @@ void cdm__rkv_where(const struct cdm_resolved *r, const struct cdm_rkv *kv,
         snprintf(buf, size, "definition '%s'%s", r->name, from);
 }
 
-int cdm__resolve_finish(struct cdm_resolved *r)
+static int rkv_line(const struct cdm_rkv *kv)
+{
+    return kv->path && kv->line > 0 ? kv->line : 0;
+}
+
+/* What a value was before expansion, for reporting (cdm check). */
+enum { RAW_PLAIN, RAW_EXPANDED, RAW_UNEXPANDED };
+
+/* Without `rp` the first problem fails; with it every problem is
+ * reported, except those of inherited values (the parent reports them)
+ * and those cdm__def_check_own reports already (a value as written, an
+ * empty DriverID), and the first status is returned. */
+static int finish(struct cdm_resolved *r, const struct report *rp)
 {
     const struct cdm_rkv *drv_kv;
     const char *where = r->where;
     char kwhere[512];
-    int rc;
+    unsigned char *raw = NULL;
+    int drv_raw = RAW_PLAIN;
+    int rc, first = CDM_OK;
 
+    if (rp && !(raw = calloc(r->nkv ? r->nkv : 1, 1)))
+        return cdm__nomem();
     for (size_t i = 0; i < r->nkv; i++) {
+        struct cdm_rkv *kv = &r->kv[i];
+        bool unset;
         char *v;
-        if (!strchr(r->kv[i].value, '$'))
+        if (!strchr(kv->value, '$'))
             continue;
-        cdm__rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
-        if ((rc = cdm__expand(r->kv[i].value, kwhere, r->kv[i].key, &v)))
+        cdm__rkv_where(r, kv, kwhere, sizeof kwhere);
+        if ((rc = expand(kv->value, kwhere, kv->key, &v, &unset))) {
+            if (!rp || rc == CDM_ERR_NOMEM) {
+                free(raw);
+                return rc;
+            }
+            raw[i] = RAW_UNEXPANDED;
+            if (first == CDM_OK)
+                first = rc;
+            /* The environment of this check, not of the program. */
+            if (!kv->from)
+                report(rp, unset ? CDM_LOG_WARN : CDM_LOG_ERROR,
+                       rkv_line(kv), r->name, kv->key);
+            continue;
+        }
+        free(kv->value);
+        kv->value = v;
+        if (raw)
+            raw[i] = RAW_EXPANDED;
+    }
+
+    if ((drv_kv = cdm__rfind(r, "DriverID")) && raw)
+        drv_raw = raw[drv_kv - r->kv];
+    if (!drv_kv || !drv_kv->value[0]) {
+        rc = cdm__fail(CDM_ERR_INVALID,
+                       "%s: DriverID is not set (PG, MySQL or SQLite)", where);
+        if (!rp)
             return rc;
-        free(r->kv[i].value);
-        r->kv[i].value = v;
-    }
-
-    if (!(drv_kv = cdm__rfind(r, "DriverID")) || !drv_kv->value[0])
-        return cdm__fail(CDM_ERR_INVALID,
-                         "%s: DriverID is not set (PG, MySQL or SQLite)", where);
-    if (!(r->drv = cdm__driver_find(drv_kv->value))) {
+        if (first == CDM_OK)
+            first = rc;
+        /* DriverID= (empty as written) is cdm__def_check_own's. */
+        if (!drv_kv)
+            report(rp, CDM_LOG_ERROR, r->line, r->name, NULL);
+        else if (drv_raw == RAW_EXPANDED && !drv_kv->from)
+            report(rp, CDM_LOG_ERROR, r->line, r->name, drv_kv->key);
+    } else if (drv_raw == RAW_UNEXPANDED) {
+        /* Its driver is not known: only the common keys are checked. */
+    } else if (!(r->drv = cdm__driver_find(drv_kv->value))) {
         cdm__rkv_where(r, drv_kv, kwhere, sizeof kwhere);
-        return cdm__fail(CDM_ERR_DRIVER,
-                         "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
-                         "and SQLite)", kwhere, drv_kv->value);
+        rc = cdm__fail(CDM_ERR_DRIVER,
+                       "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
+                       "and SQLite)", kwhere, drv_kv->value);
+        if (!rp)
+            return rc;
+        if (first == CDM_OK)
+            first = rc;
+        if (!drv_kv->from)
+            report(rp, CDM_LOG_ERROR, rkv_line(drv_kv), r->name, drv_kv->key);
+    } else if (!r->drv->connect) {
+        rc = cdm__fail(CDM_ERR_DRIVER,
+                       "%s: driver %s is not built into this cdm "
+                       "(configure %s)", where, r->drv->id,
+                       r->drv->configure_flag);
+        if (!rp)
+            return rc;
+        if (first == CDM_OK)
+            first = rc;
+        /* A fact of this build, not of the file. */
+        if (!drv_kv->from)
+            report(rp, CDM_LOG_WARN, r->line, r->name, NULL);
     }
-    if (!r->drv->connect)
-        return cdm__fail(CDM_ERR_DRIVER,
-                         "%s: driver %s is not built into this cdm "
-                         "(configure %s)", where, r->drv->id,
-                         r->drv->configure_flag);
 
-    for (const struct cdm_param_spec *t = cdm__common_params; t->key; t++)
-        if ((t->flags & CDM_PF_REQUIRED) && !cdm__rfind(r, t->key))
-            return cdm__fail(CDM_ERR_INVALID, "%s: %s is not set", where,
-                             t->key);
-    for (const struct cdm_param_spec *t = r->drv->params; t && t->key; t++)
-        if ((t->flags & CDM_PF_REQUIRED) && !cdm__rfind(r, t->key))
-            return cdm__fail(CDM_ERR_INVALID, "%s: %s is not set", where,
-                             t->key);
+    for (int pass = 0; pass < 2; pass++) {
+        const struct cdm_param_spec *t = pass ? r->drv ? r->drv->params : NULL
+                                              : cdm__common_params;
+        for (; t && t->key; t++) {
+            if (!(t->flags & CDM_PF_REQUIRED) || cdm__rfind(r, t->key) ||
+                (rp && cdm__streq_nocase(t->key, "DriverID")))
+                continue;
+            rc = cdm__fail(CDM_ERR_INVALID, "%s: %s is not set", where, t->key);
+            if (!rp)
+                return rc;
+            if (first == CDM_OK)
+                first = rc;
+            report(rp, CDM_LOG_ERROR, r->line, r->name, NULL);
+        }
+    }
     for (size_t i = 0; i < r->nkv; i++) {
         const struct cdm_param_spec *spec = cdm__param_find(r->drv, r->kv[i].key);
-        if (!spec)
+        if (!spec || (raw && raw[i] == RAW_UNEXPANDED))
             continue;
         cdm__rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
         if ((rc = cdm__param_check(spec, kwhere, r->kv[i].key,
-                                   r->kv[i].value)) != CDM_OK)
-            return rc;
+                                   r->kv[i].value)) != CDM_OK) {
+            if (!rp)
+                return rc;
+            if (first == CDM_OK)
+                first = rc;
+            if (!r->kv[i].from && raw[i] == RAW_EXPANDED)
+                report(rp, CDM_LOG_ERROR, rkv_line(&r->kv[i]), r->name,
+                       r->kv[i].key);
+        }
     }
-    return CDM_OK;
+    free(raw);
+    return first;
+}
+
+int cdm__resolve_finish(struct cdm_resolved *r)
+{
+    return finish(r, NULL);
+}
+
+int cdm__resolve_report(const char *name, cdm_lookup_fn lookup, void *ctx,
+                        cdm_warn_fn fn, void *rctx, struct cdm_resolved **out)
+{
+    struct report rp = { fn, rctx };
+    struct cdm_resolved *r = NULL;
+    int rc = resolve_chain(name, lookup, ctx, &r, &rp);
+
+    if (rc == CDM_OK)
+        rc = finish(r, &rp);
+    if (rc == CDM_OK && out)
+        *out = r;
+    else
+        cdm__resolved_free(r);
+    return rc;
 }

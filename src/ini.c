@@ -48,8 +48,11 @@ void cdm__ini_free(struct cdm_ini *ini)
         free(s->keys);
         free(s->name);
     }
-    for (size_t i = 0; i < ini->nwarnings; i++)
-        free(ini->warnings[i]);
+    for (size_t i = 0; i < ini->nwarnings; i++) {
+        free(ini->warnings[i].section);
+        free(ini->warnings[i].key);
+        free(ini->warnings[i].text);
+    }
     free(ini->warnings);
     free(ini->index);
     free(ini->sections);
@@ -58,13 +61,16 @@ void cdm__ini_free(struct cdm_ini *ini)
     free(ini);
 }
 
-static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
-    CDM_PRINTF(3, 4);
+/* A warning at `line` of the current section, about the key
+ * [key, key + klen) when klen is not 0. */
+static int warn(struct cdm_ini *ini, int line, const char *key, size_t klen,
+                const char *fmt, ...) CDM_PRINTF(5, 6);
 
-static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
+static int warn(struct cdm_ini *ini, int line, const char *key, size_t klen,
+                const char *fmt, ...)
 {
+    struct cdm_ini_warning *w;
     struct cdm_buf b = { 0 };
-    char **w;
     va_list ap;
     char text[512];
 
@@ -78,14 +84,23 @@ static int warn(struct cdm_ini *ini, int line, const char *fmt, ...)
         return cdm__nomem();
     }
     ini->warnings = w;
-    w[ini->nwarnings++] = cdm__buf_take(&b);
+    w = &w[ini->nwarnings];
+    memset(w, 0, sizeof *w);
+    w->line = line;
+    w->text = cdm__buf_take(&b);
+    ini->nwarnings++;
+    if (ini->nsections &&
+        !(w->section = cdm__strdup(ini->sections[ini->nsections - 1].name)))
+        return cdm__nomem();
+    if (klen && !(w->key = cdm__strndup(key, klen)))
+        return cdm__nomem();
     return CDM_OK;
 }
 
-static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
+static int syntax(struct cdm_ini *ini, int line, const char *fmt, ...)
     CDM_PRINTF(3, 4);
 
-static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
+static int syntax(struct cdm_ini *ini, int line, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -93,6 +108,7 @@ static int syntax(const struct cdm_ini *ini, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    ini->error_line = line;
     return cdm__fail(CDM_ERR_PARSE, "%s:%d: %s", ini->path, line, text);
 }
 
@@ -239,7 +255,7 @@ static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line,
         free(k->value);
         k->value = value;
         k->line = line;
-        return warn(ini, line,
+        return warn(ini, line, key, n,
                     "key %.*s repeated in [%s] (first at line %d); "
                     "the last value wins",
                     (int)n, key, s->name, first);
@@ -338,7 +354,7 @@ static int scan_value(struct cdm_ini *ini, int line, const char *key,
          * a blank before it that is a comment; glued to the value it is
          * probably part of it (a password, PGAdvanced) and gets cut. */
         if (i > 0 && v[i - 1] != ' ' && v[i - 1] != '\t')
-            return warn(ini, line,
+            return warn(ini, line, key, klen,
                         "value of %.*s is cut at '%c' (the rest is read as "
                         "a comment); write the value in double quotes if "
                         "it belongs to it",
@@ -443,11 +459,11 @@ static int scan(struct cdm_ini *ini, const char *buf, size_t len)
             cdm__buf_add(&logical, s, tn - 1);
             strip(&t, &first_n);
             if (first && (t[0] == ';' || t[0] == '#'))
-                rc = warn(ini, line,
+                rc = warn(ini, line, NULL, 0,
                           "comment ends with '\\', so line %d is joined "
                           "to it and ignored", line + 1);
             else if (first && t[0] != '[')
-                rc = warn(ini, line,
+                rc = warn(ini, line, NULL, 0,
                           "line ends with '\\', so line %d is joined to "
                           "this value", line + 1);
             if (logical.failed)
@@ -512,10 +528,19 @@ static char *absolute_dir(const char *path)
 int cdm__ini_parse(const char *path, const char *buf, size_t len,
                    struct cdm_ini **out)
 {
+    int line;
+
+    return cdm__ini_parse_at(path, buf, len, out, &line);
+}
+
+int cdm__ini_parse_at(const char *path, const char *buf, size_t len,
+                      struct cdm_ini **out, int *line)
+{
     struct cdm_ini *ini;
     size_t skip = 0;
     int rc = CDM_OK;
 
+    *line = 0;
     if (!(ini = calloc(1, sizeof *ini)) || !(ini->path = cdm__strdup(path))) {
         free(ini);
         return cdm__nomem();
@@ -525,11 +550,13 @@ int cdm__ini_parse(const char *path, const char *buf, size_t len,
     while (len - skip >= 3 && memcmp(buf + skip, "\xEF\xBB\xBF", 3) == 0)
         skip += 3;
     if (skip > 3)
-        rc = warn(ini, 1, "%zu UTF-8 byte order marks at the start of the "
-                  "file (one is usual, none is best)", skip / 3);
+        rc = warn(ini, 1, NULL, 0, "%zu UTF-8 byte order marks at the start "
+                  "of the file (one is usual, none is best)", skip / 3);
     if (rc == CDM_OK)
         rc = scan(ini, buf + skip, len - skip);
     if (rc != CDM_OK) {
+        if (rc == CDM_ERR_PARSE)
+            *line = ini->error_line;
         cdm__ini_free(ini);
         return rc;
     }
@@ -537,7 +564,18 @@ int cdm__ini_parse(const char *path, const char *buf, size_t len,
     return CDM_OK;
 }
 
-int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
+int cdm__file_insecure(const char *path, const struct stat *st)
+{
+    if (!(st->st_mode & S_IWOTH))
+        return CDM_OK;
+    return cdm__fail(CDM_ERR_INSECURE,
+                     "%s: refusing a world-writable definition file "
+                     "(mode %04o); run: chmod o-w %s",
+                     path, (unsigned)(st->st_mode & 07777), path);
+}
+
+static int file_read(const char *path, char **buf, size_t *len,
+                     struct stat *st, bool any)
 {
     int fd, rc;
 
@@ -553,16 +591,24 @@ int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
         close(fd);
         return cdm__fail(CDM_ERR_IO, "%s: not a regular file", path);
     }
-    if (st->st_mode & S_IWOTH) {
+    if (!any && (rc = cdm__file_insecure(path, st)) != CDM_OK) {
         close(fd);
-        return cdm__fail(CDM_ERR_INSECURE,
-                         "%s: refusing a world-writable definition file "
-                         "(mode %04o); run: chmod o-w %s",
-                         path, (unsigned)(st->st_mode & 07777), path);
+        return rc;
     }
     rc = read_all(path, fd, buf, len);
     close(fd);
     return rc;
+}
+
+int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
+{
+    return file_read(path, buf, len, st, false);
+}
+
+int cdm__file_read_any(const char *path, char **buf, size_t *len,
+                       struct stat *st)
+{
+    return file_read(path, buf, len, st, true);
 }
 
 int cdm__ini_read(const char *path, struct cdm_ini **out)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void cdm__note(void *ctx, const char *message)
+void cdm__note(void *ctx, const struct cdm_issue *is)
 {
     struct cdm_notes *ns = ctx;
     char **v = realloc(ns->v, (ns->n + 1) * sizeof *v);
@@ -17,7 +17,7 @@ void cdm__note(void *ctx, const char *message)
     /* Out of memory only loses a warning. */
     if (v) {
         ns->v = v;
-        if ((v[ns->n] = cdm__strdup(message)))
+        if ((v[ns->n] = cdm__strdup(is->text)))
             ns->n++;
     }
 }
@@ -44,7 +44,8 @@ void cdm__loaded_free(struct cdm_loaded *l)
     memset(l, 0, sizeof *l);
 }
 
-static bool literal_password(const struct cdm_def *d)
+/* The first secret the definition writes out, or NULL. */
+static const struct cdm_kv *literal_password(const struct cdm_def *d)
 {
     for (size_t i = 0; i < d->nkv; i++) {
         const char *v = d->kv[i].value;
@@ -53,9 +54,9 @@ static bool literal_password(const struct cdm_def *d)
             continue;
         /* Only "$(VAR)" alone keeps the secret out of the file. */
         if (strncmp(v, "$(", 2) != 0 || !(end = strchr(v, ')')) || end[1])
-            return true;
+            return &d->kv[i];
     }
-    return false;
+    return NULL;
 }
 
 int cdm__load(const char *path, struct cdm_loaded *l)
@@ -66,6 +67,15 @@ int cdm__load(const char *path, struct cdm_loaded *l)
     memset(l, 0, sizeof *l);
     if ((rc = cdm__ini_read(path, &ini)) != CDM_OK)
         return rc;
+    return cdm__load_parsed(ini, l, cdm__note, &l->notes);
+}
+
+int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
+                     cdm_warn_fn warn, void *ctx)
+{
+    int rc = CDM_OK;
+
+    memset(l, 0, sizeof *l);
     if (!(l->src = calloc(1, sizeof *l->src)) ||
         !(l->defs = calloc(ini->nsections ? ini->nsections : 1, sizeof *l->defs))) {
         rc = cdm__nomem();
@@ -75,11 +85,20 @@ int cdm__load(const char *path, struct cdm_loaded *l)
     l->src->path = ini->path;
     l->src->dir = ini->dir;
     ini->path = ini->dir = NULL;
-    for (size_t i = 0; i < ini->nwarnings; i++)
-        cdm__note(&l->notes, ini->warnings[i]);
+    for (size_t i = 0; i < ini->nwarnings; i++) {
+        const struct cdm_ini_warning *w = &ini->warnings[i];
+        struct cdm_issue is = {
+            .level = CDM_LOG_WARN, .line = w->line, .key = w->key,
+            .text = w->text,
+        };
+        if (w->section && !cdm__streq_nocase(w->section, "FDConnectionDefs.ini"))
+            is.def = w->section;
+        warn(ctx, &is);
+    }
 
     for (size_t i = 0; i < ini->nsections; i++) {
         const struct cdm_ini_section *s = &ini->sections[i];
+        const struct cdm_kv *pw;
         struct cdm_def *d;
         if (cdm__streq_nocase(s->name, "FDConnectionDefs.ini"))
             continue; /* FireDAC's header section, not a definition */
@@ -93,15 +112,20 @@ int cdm__load(const char *path, struct cdm_loaded *l)
                                    s->keys[j].line)) != CDM_OK)
                 goto out;
         d->gen = 0;
-        cdm__def_check_own(d, false, cdm__note, &l->notes);
-        if ((ini->mode & (S_IRGRP | S_IROTH)) && literal_password(d)) {
-            char text[600];
+        cdm__def_check_own(d, false, warn, ctx);
+        if ((ini->mode & (S_IRGRP | S_IROTH)) && (pw = literal_password(d))) {
+            struct cdm_issue is = {
+                .level = CDM_LOG_WARN, .line = pw->line, .def = d->name,
+                .key = pw->key,
+            };
+            char where[512], text[768];
+            cdm__def_where(d, pw, where, sizeof where);
             snprintf(text, sizeof text,
-                     "%s:%d: definition '%s' holds a password in a file "
-                     "others can read (mode %04o); run chmod 600 or use "
-                     "Password=$(VAR)",
-                     l->src->path, d->line, d->name, ini->mode);
-            cdm__note(&l->notes, text);
+                     "%s holds a password in a file others can read "
+                     "(mode %04o); run chmod 600 or use Password=$(VAR)",
+                     where, ini->mode);
+            is.text = text;
+            warn(ctx, &is);
         }
     }
 out:

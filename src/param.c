@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define INT_RANGE(lo, hi) (lo), (hi), NULL
 #define ANY 0, 0, NULL
@@ -102,6 +103,13 @@ static void consider(const char *key, const char *cand, const char **best,
      * one edit. */
     if (lc > lk && cdm__streq_nocase(cand + lc - lk, key) && lc - lk <= 5)
         d = 1;
+    /* "User" for "User_Name": so does a missing tail. */
+    if (lc > lk && strncasecmp(cand, key, lk) == 0 && lc - lk <= 5)
+        d = 1;
+    /* "Pooling" for "Pooled": a word that starts the same (four letters
+     * or more) is one edit nearer; the tail is what gets misremembered. */
+    else if (d > 1 && lk >= 4 && lc >= 4 && strncasecmp(cand, key, 4) == 0)
+        d--;
     if (d < *best_d) {
         *best_d = d;
         *best = cand;
