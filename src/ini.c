@@ -489,9 +489,14 @@ int cdm__ini_parse(const char *path, const char *buf, size_t len,
         free(ini);
         return cdm__nomem();
     }
-    /* A UTF-8 byte order mark (Windows editors) is not part of line 1. */
-    skip = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    rc = scan(ini, buf + skip, len - skip);
+    /* UTF-8 byte order marks (Windows editors) are not part of line 1;
+     * some tools add one to a file that has one already. */
+    for (skip = 0; len - skip >= 3 && memcmp(buf + skip, "\xEF\xBB\xBF", 3) == 0;)
+        skip += 3;
+    rc = skip > 3 ? warn(ini, 1, "%zu UTF-8 byte order marks (one at most "
+                         "is usual)", skip / 3) : CDM_OK;
+    if (rc == CDM_OK)
+        rc = scan(ini, buf + skip, len - skip);
     if (rc == CDM_OK)
         rc = read_values(ini, buf + skip, len - skip, skip != 0);
     if (rc != CDM_OK) {
