@@ -295,6 +295,33 @@ static int end_last_line(struct cdm_deffile *f)
     return CDM_OK;
 }
 
+/* Whether the file ends without a line end (and has lines). */
+static bool no_final_eol(const struct cdm_deffile *f)
+{
+    const struct dline *l = f->nlines ? &f->lines[f->nlines - 1] : NULL;
+
+    return l && !(l->n && l->s[l->n - 1] == '\n');
+}
+
+/* A file that had no final line end keeps having none after an edit:
+ * lines added at its end take one only between them, and a removal at
+ * the end takes the line end of the new last line.  So an edit and its
+ * undoing (set and unset of a new key, copy and delete) give back the
+ * very same bytes, and no line the edit was not asked to change gets a
+ * line end it did not have. */
+static void keep_no_final_eol(struct cdm_deffile *f, bool had_none)
+{
+    struct dline *l;
+
+    if (!had_none || !f->nlines || no_final_eol(f))
+        return;
+    l = &f->lines[f->nlines - 1];
+    l->n--;
+    if (l->n && l->s[l->n - 1] == '\r')
+        l->n--;
+    l->s[l->n] = '\0';
+}
+
 /* Appends "[name]" at the end, after a blank line unless the file is empty
  * or already ends with one.  The header's index in *hdr. */
 static int append_section(struct cdm_deffile *f, const char *name, size_t *hdr)
@@ -751,6 +778,7 @@ static void drop_appended(cdm_deffile *f, size_t from)
 
 int cdm_deffile_add(cdm_deffile *f, const char *name)
 {
+    bool had_none;
     size_t hdr;
     int rc;
 
@@ -761,10 +789,13 @@ int cdm_deffile_add(cdm_deffile *f, const char *name)
     if (find_def(f, name, NULL))
         return cdm__fail(CDM_ERR_EXISTS, "%s: a definition named '%s' exists",
                          f->path, name);
+    had_none = no_final_eol(f);
     if ((rc = append_def(f, cdm__def_new(name, NULL, 0))) != CDM_OK)
         return rc;
     if ((rc = append_section(f, name, &hdr)) != CDM_OK)
         drop_appended(f, f->nlines);
+    else
+        keep_no_final_eol(f, had_none);
     return rc;
 }
 
@@ -786,6 +817,7 @@ int cdm_deffile_delete(cdm_deffile *f, const char *name)
 {
     struct cdm_def *d;
     size_t i = 0, end, last, start;
+    bool had_none;
     long hdr;
     int rc;
 
@@ -800,12 +832,14 @@ int cdm_deffile_delete(cdm_deffile *f, const char *name)
         return rc;
     /* The comment lines after the last key, before the next definition,
      * are that one's; the blank line that separated this block goes too. */
+    had_none = no_final_eol(f);
     start = block_start(f, (size_t)hdr);
     remove_lines(f, start, last);
     if ((start == 0 || is_blank(f, start - 1)) && is_blank(f, start))
         remove_lines(f, start, start + 1);
     else if (start == f->nlines && start > 0 && is_blank(f, start - 1))
         remove_lines(f, start - 1, start);
+    keep_no_final_eol(f, had_none);
     find_def(f, d->name, &i);
     cdm__def_free(f->defs[i]);
     memmove(f->defs + i, f->defs + i + 1, (f->ndefs - i - 1) * sizeof *f->defs);
@@ -865,6 +899,7 @@ int cdm_deffile_rename(cdm_deffile *f, const char *from, const char *to)
 int cdm_deffile_copy(cdm_deffile *f, const char *from, const char *to)
 {
     struct cdm_def *src, *d;
+    bool had_none;
     size_t end, last, hdr, before = f ? f->nlines : 0;
     long h;
     int rc;
@@ -895,6 +930,7 @@ int cdm_deffile_copy(cdm_deffile *f, const char *from, const char *to)
         return rc;
     /* The header, then the source's lines as they are (its keys and the
      * comments among them).  Appending only adds lines after them. */
+    had_none = no_final_eol(f);
     rc = append_section(f, to, &hdr);
     for (size_t i = (size_t)h + 1; i < last && rc == CDM_OK; i++) {
         const struct dline *l = &f->lines[i];
@@ -904,6 +940,8 @@ int cdm_deffile_copy(cdm_deffile *f, const char *from, const char *to)
         rc = end_last_line(f);
     if (rc != CDM_OK)
         drop_appended(f, before);
+    else
+        keep_no_final_eol(f, had_none);
     return rc;
 }
 
@@ -1020,10 +1058,13 @@ int cdm_deffile_set(cdm_deffile *f, const char *name, const char *key,
              (rc = key_line(f, d->name, key, value, NULL, 0, "", 0, &line)) == CDM_OK) {
         /* After the section's last key; a header on the file's last line
          * without a line end gets one first. */
+        bool had_none = no_final_eol(f);
         if (last == f->nlines)
             rc = end_last_line(f);
         if (rc == CDM_OK)
             rc = insert_text(f, last, line);
+        if (rc == CDM_OK)
+            keep_no_final_eol(f, had_none);
         free(line);
     }
     if (rc == CDM_OK && hint && f->log)
@@ -1042,6 +1083,7 @@ static int remove_key(struct cdm_deffile *f, size_t i, size_t next, void *arg)
 int cdm_deffile_unset(cdm_deffile *f, const char *name, const char *key)
 {
     struct cdm_def *d;
+    bool had_none;
     size_t end;
     long hdr;
     int rc;
@@ -1059,8 +1101,10 @@ int cdm_deffile_unset(cdm_deffile *f, const char *name, const char *key)
         return cdm__fail(CDM_ERR_INVALID, "%s: [%s] not found in the text",
                          f->path, d->name);
     /* Every occurrence: an earlier duplicate would otherwise come back. */
+    had_none = no_final_eol(f);
     if ((rc = each_key(f, (size_t)hdr, end, key, NULL, remove_key, NULL)) != CDM_OK)
         return rc;
+    keep_no_final_eol(f, had_none);
     return cdm__def_set(d, key, NULL, 0);
 }
 
