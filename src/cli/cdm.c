@@ -118,11 +118,29 @@ int cli_fail(const char *fmt, ...)
     return EXIT_FAILED;
 }
 
+void cli_put_line(FILE *out, const char *msg)
+{
+    while (*msg) {
+        size_t n = strcspn(msg, "\r\n");
+        fwrite(msg, 1, n, out);
+        msg += n;
+        if (!*msg)
+            break;
+        msg += strspn(msg, "\r\n\t ");
+        if (*msg)
+            fputc(' ', out);
+    }
+}
+
 int cli_fail_status(int status)
 {
     const char *msg = cdm_errmsg();
 
-    return cli_fail("%s", msg && *msg ? msg : cdm_strerror(status));
+    fflush(stdout);
+    fputs("cdm: ", stderr);
+    cli_put_line(stderr, msg && *msg ? msg : cdm_strerror(status));
+    fputc('\n', stderr);
+    return EXIT_FAILED;
 }
 
 int cli_usage(const struct cli *c, const char *why)

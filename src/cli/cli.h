@@ -8,6 +8,7 @@
 #define CDM_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <cdm.h>
 
@@ -31,6 +32,9 @@ struct command {
     int (*run)(struct cli *c);
 };
 
+/* Prints a library message on one line: a line break and the blanks
+ * after it (libpq's "\n\tIs the server running...") become one blank. */
+void cli_put_line(FILE *out, const char *msg);
 /* "cdm: " + message on stderr; always returns EXIT_FAILED. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The library's message for `status` (cdm_errmsg(), else its code's

@@ -32,7 +32,9 @@ int cmd_test(struct cli *c)
             printf("ok %s (%s, %" PRId64 " ms)\n", name, driver, ms);
         } else {
             const char *msg = cdm_errmsg();
-            printf("fail %s: %s\n", name, msg && *msg ? msg : cdm_strerror(rc));
+            printf("fail %s: ", name);
+            cli_put_line(stdout, msg && *msg ? msg : cdm_strerror(rc));
+            putchar('\n');
             ret = EXIT_FAILED;
         }
         fflush(stdout);
