@@ -466,6 +466,37 @@ CDM_EXPORT int cdm_deffile_save(cdm_deffile *f);
 /* Releases the handle (and its lock).  Unsaved edits are dropped. */
 CDM_EXPORT void cdm_deffile_free(cdm_deffile *f);
 
+/* ------------------------------------------------------------ parameters */
+
+/* 1 if `key` holds a secret that is never shown (Password, NewPassword),
+ * else 0.  Answered from the driver parameter tables: `driver_id` (a
+ * DriverID or alias, any case) picks the driver's table; NULL or an
+ * unknown driver asks every table.  An unknown key whose "did you mean"
+ * suggestion is a secret (Pasword, PassWrd) counts as one too: it is
+ * most likely a misspelt password.  Any thread. */
+CDM_EXPORT int cdm_param_is_secret(const char *driver_id, const char *key);
+
+/* The value of `key` as it may be shown: "*****" for a secret (see
+ * cdm_param_is_secret), and in a driver's "advanced" string (PGAdvanced,
+ * "k=v;k=v") each keyword holding "password" (libpq's sslpassword) with
+ * its value replaced by "*****"; otherwise a copy.  `cdm show` prints
+ * values this way.  Free *out with cdm_free.  Any thread. */
+CDM_EXPORT int cdm_param_mask(const char *driver_id, const char *key,
+                              const char *value, char **out);
+
+/* ---------------------------------------------------------- testing a def */
+
+/* Opens the definition `name` as a plain (never pooled) connection,
+ * runs a trivial query (SELECT 1) and closes it: what `cdm test` does.
+ * Testing changes nothing: a SQLite Database file is never created (with
+ * any OpenMode), so a missing file fails with CDM_ERR_CONNECT saying the
+ * file does not exist.  *driver (may be NULL) gets the driver's name
+ * ("PG", "MySQL", "SQLite"; static storage) and *ms (may be NULL) the
+ * milliseconds the open and the query took, on success only.  Fails as
+ * cdm_connect does, or with the query's error.  Any thread. */
+CDM_EXPORT int cdm_manager_test_def(cdm_manager *m, const char *name,
+                                    const char **driver, int64_t *ms);
+
 /* ------------------------------------------------------ checking a file */
 
 /* One finding of cdm_check_file.  The strings are valid during the call

@@ -336,6 +336,8 @@ struct cdm_resolved {
     size_t nkv;
     struct cdm_source **srcs;   /* references held for the dirs above */
     size_t nsrcs;
+    bool no_create;             /* open only what exists (cdm_manager_test_def):
+                                 * a SQLite file is never created */
 };
 
 /* Merges the chain of `name` in the sorted list `defs` (lookup callback),

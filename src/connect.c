@@ -128,3 +128,39 @@ int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out)
     }
     return connect_slow(m, name, out);
 }
+
+int cdm_manager_test_def(cdm_manager *m, const char *name, const char **driver,
+                         int64_t *ms)
+{
+    struct cdm_resolved *r = NULL;
+    cdm_result *res = NULL;
+    cdm_conn *c = NULL;
+    int64_t t0 = cdm__now_ns();
+    int rc;
+
+    if (!m || !name)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_manager_test_def: %s is NULL",
+                         m ? "name" : "manager");
+    pthread_mutex_lock(&m->lock);
+    rc = m->closed ? closed_error(name)
+                   : cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+    pthread_mutex_unlock(&m->lock);
+    if (rc == CDM_OK && (rc = cdm__resolve_finish(r)) == CDM_OK) {
+        /* Plain, whatever Pooled says: a test opens no pool, and it
+         * creates nothing (a missing SQLite file is a failure). */
+        r->no_create = true;
+        rc = cdm__conn_open(r, &c);
+    }
+    cdm__resolved_free(r);
+    if (rc == CDM_OK)
+        rc = cdm_query(c, "SELECT 1", NULL, 0, &res);
+    cdm_result_free(res);
+    if (rc == CDM_OK) {
+        if (driver)
+            *driver = cdm_conn_driver(c);
+        if (ms)
+            *ms = (cdm__now_ns() - t0) / 1000000;
+    }
+    cdm_disconnect(c);
+    return rc;
+}

@@ -319,6 +319,7 @@ struct cdm_resolved *cdm__resolved_clone(const struct cdm_resolved *r)
         return NULL;
     c->drv = r->drv;
     c->line = r->line;
+    c->no_create = r->no_create;
     if (!(c->name = cdm__strdup(r->name)) || !(c->where = cdm__strdup(r->where)) ||
         !(c->kv = calloc(r->nkv ? r->nkv : 1, sizeof *c->kv)) ||
         (r->nsrcs && !(c->srcs = calloc(r->nsrcs, sizeof *c->srcs))))

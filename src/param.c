@@ -227,3 +227,88 @@ int cdm__param_check(const struct cdm_param_spec *spec, const char *where,
     }
     return CDM_OK;
 }
+
+/* ------------------------------------------------------- secrets (API) */
+
+/* The spec of `key` for `driver_id` (NULL or unknown: any driver's). */
+static const struct cdm_param_spec *spec_for(const char *driver_id,
+                                             const char *key)
+{
+    const struct cdm_driver *drv = driver_id ? cdm__driver_find(driver_id) : NULL;
+    const struct cdm_param_spec *s = cdm__param_find(drv, key);
+
+    /* Another driver's key in this definition: still masked if secret
+     * there (better one mask too many than a password shown). */
+    return s ? s : drv ? cdm__param_find(NULL, key) : NULL;
+}
+
+int cdm_param_is_secret(const char *driver_id, const char *key)
+{
+    const struct cdm_param_spec *s;
+    const char *near;
+
+    if (!key)
+        return 0;
+    if ((s = spec_for(driver_id, key)))
+        return (s->flags & CDM_PF_SECRET) != 0;
+    /* An unknown key that is a misspelt password is a password. */
+    near = cdm__param_suggest(key);
+    return near && (s = cdm__param_find(NULL, near)) &&
+           (s->flags & CDM_PF_SECRET);
+}
+
+/* Whether `key` names a driver's "advanced" string of libpq-style
+ * "k=v;k=v" pairs (PGAdvanced; FireDAC's *Advanced keys). */
+static bool is_advanced(const char *key)
+{
+    size_t n = strlen(key), a = strlen("Advanced");
+
+    return n > a && cdm__streq_nocase(key + n - a, "Advanced");
+}
+
+static bool has_password(const char *s, size_t n)
+{
+    static const char word[] = "password";
+
+    for (size_t i = 0; i + sizeof word - 1 <= n; i++)
+        if (strncasecmp(s + i, word, sizeof word - 1) == 0)
+            return true;
+    return false;
+}
+
+int cdm_param_mask(const char *driver_id, const char *key, const char *value,
+                   char **out)
+{
+    struct cdm_buf b = { 0 };
+    const char *p = NULL;
+
+    if (!key || !value || !out)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_param_mask: %s is NULL",
+                         !key ? "key" : !value ? "value" : "out");
+    if (cdm_param_is_secret(driver_id, key))
+        cdm__buf_adds(&b, "*****");
+    else if (is_advanced(key))
+        p = value;
+    else
+        cdm__buf_adds(&b, value);
+    /* Each "k=v" entry whose keyword holds "password" keeps its keyword
+     * and loses its value; separators and blanks stay as written. */
+    while (p && *p) {
+        size_t n = strcspn(p, ";");
+        const char *eq = memchr(p, '=', n);
+        if (eq && has_password(p, (size_t)(eq - p))) {
+            cdm__buf_add(&b, p, (size_t)(eq - p) + 1);
+            cdm__buf_adds(&b, "*****");
+        } else {
+            cdm__buf_add(&b, p, n);
+        }
+        p += n;
+        if (*p == ';')
+            cdm__buf_add(&b, p++, 1);
+    }
+    cdm__buf_add(&b, "", 0);
+    if (b.failed)
+        return cdm__nomem();
+    *out = cdm__buf_take(&b);
+    return CDM_OK;
+}

@@ -1052,6 +1052,51 @@ START_TEST(test_bad_keys_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------- secrets */
+
+START_TEST(test_param_is_secret)
+{
+    ck_assert_int_eq(cdm_param_is_secret("PG", "Password"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("mysql", "PASSWORD"), 1);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "password"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("SQLite", "Password"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("MSSQL", "Password"), 1);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "NewPassword"), 1);
+    /* A misspelt password is a password. */
+    ck_assert_int_eq(cdm_param_is_secret("PG", "Pasword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "Passwrd"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("PG", "User_Name"), 0);
+    ck_assert_int_eq(cdm_param_is_secret("PG", "Database"), 0);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "Colour"), 0);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, NULL), 0);
+}
+END_TEST
+
+#define ck_mask(drv, key, value, want)                                       \
+    do {                                                                     \
+        char *ck_m_ = NULL;                                                  \
+        ck_status(cdm_param_mask((drv), (key), (value), &ck_m_), CDM_OK);    \
+        ck_assert_str_eq(ck_m_, (want));                                     \
+        cdm_free(ck_m_);                                                     \
+    } while (0)
+
+START_TEST(test_param_mask)
+{
+    char *v = NULL;
+
+    ck_mask("PG", "Password", "s3cret", "*****");
+    ck_mask("PG", "Password", "$(PGPASS)", "*****");
+    ck_mask("PG", "Pasword", "s3cret", "*****");
+    ck_mask("PG", "Server", "db1", "db1");
+    ck_mask("PG", "PGAdvanced", "sslmode=require; sslpassword=x;y=1",
+            "sslmode=require; sslpassword=*****;y=1");
+    ck_mask("PG", "PGAdvanced", "sslmode=require", "sslmode=require");
+    ck_mask(NULL, "Database", "", "");
+    ck_status(cdm_param_mask("PG", NULL, "x", &v), CDM_ERR_INVALID);
+    ck_assert_ptr_null(v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("def");
@@ -1111,6 +1156,13 @@ int main(void)
     tcase_add_test(edit, test_get_param_gives_no_defaults);
     tcase_add_test(edit, test_bad_keys_refused);
     suite_add_tcase(s, edit);
+
+    {
+        TCase *secrets = tcase_create("secrets");
+        tcase_add_test(secrets, test_param_is_secret);
+        tcase_add_test(secrets, test_param_mask);
+        suite_add_tcase(s, secrets);
+    }
 
     return tu_run(s);
 }

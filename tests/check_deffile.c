@@ -195,6 +195,52 @@ START_TEST(test_crlf_bom_and_no_final_newline_kept)
 }
 END_TEST
 
+/* Real FDConnectionDefs.ini files often lack a final line end: an edit
+ * and its undoing, each saved apart, give back the very same bytes. */
+START_TEST(test_no_final_newline_edit_and_undo_identical)
+{
+    static const char text[] =
+        "[A]\r\nDriverID=SQLite\r\nDatabase=a.db\r\n\r\n[B]\r\nDriverID=SQLite";
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "defs.ini", text, 0600);
+    cdm_deffile *f;
+
+    f = open_ok(path);
+    ck_status(cdm_deffile_set(f, "B", "Database", "b.db"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "[A]\r\nDriverID=SQLite\r\nDatabase=a.db\r\n\r\n[B]\r\n"
+                      "DriverID=SQLite\r\nDatabase=b.db");
+    f = open_ok(path);
+    ck_status(cdm_deffile_unset(f, "B", "Database"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, text);
+
+    f = open_ok(path);
+    ck_status(cdm_deffile_copy(f, "A", "C"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "[A]\r\nDriverID=SQLite\r\nDatabase=a.db\r\n\r\n[B]\r\n"
+                      "DriverID=SQLite\r\n\r\n[C]\r\nDriverID=SQLite\r\n"
+                      "Database=a.db");
+    f = open_ok(path);
+    ck_status(cdm_deffile_delete(f, "C"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, text);
+
+    f = open_ok(path);
+    ck_status(cdm_deffile_add(f, "D"), CDM_OK);
+    ck_status(cdm_deffile_delete(f, "D"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, text);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_delete_takes_its_block_only)
 {
     char *dir = tu_tmpdir();
@@ -802,6 +848,7 @@ int main(void)
     tcase_add_test(bytes, test_set_changes_only_that_line);
     tcase_add_test(bytes, test_new_key_goes_after_last_key);
     tcase_add_test(bytes, test_crlf_bom_and_no_final_newline_kept);
+    tcase_add_test(bytes, test_no_final_newline_edit_and_undo_identical);
     tcase_add_test(bytes, test_delete_takes_its_block_only);
     tcase_add_test(bytes, test_delete_last_and_first);
     tcase_add_test(bytes, test_rename_keeps_the_header_spacing);

@@ -240,6 +240,29 @@ START_TEST(test_utf8_bom_accepted)
 }
 END_TEST
 
+/* Some tools add a byte order mark to a file that has one (seen in a real
+ * FDConnectionDefs.ini): read, with a warning. */
+START_TEST(test_repeated_utf8_bom_warned)
+{
+    cdm_manager *m = new_manager();
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "two_boms.ini", "\xEF\xBB\xBF\xEF\xBB\xBF"
+                          "[FDConnectionDefs.ini]\nEncoding=UTF8\n\n"
+                          "[Two]\nDriverID=SQLite\nDatabase=:memory:\n", 0600);
+    struct tu_log log;
+
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    assert_names(m, LIST("Two"));
+    assert_param(m, "Two", "Database", ":memory:");
+    ck_assert_int_eq(tu_log_count(&log, "two_boms.ini:1: 2 UTF-8 byte order marks"), 1);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_only_comments_and_empty_file)
 {
     cdm_manager *m = new_manager();
@@ -845,6 +868,7 @@ int main(void)
     tcase_add_test(good, test_empty_values);
     tcase_add_test(good, test_crlf_line_endings);
     tcase_add_test(good, test_utf8_bom_accepted);
+    tcase_add_test(good, test_repeated_utf8_bom_warned);
     tcase_add_test(good, test_only_comments_and_empty_file);
     tcase_add_test(good, test_two_files_keep_load_order);
     tcase_add_test(good, test_long_line_within_limit);

@@ -741,6 +741,65 @@ START_TEST(test_memory_databases_are_separate)
 }
 END_TEST
 
+/* ------------------------------------------------------- testing a def */
+
+START_TEST(test_test_def_ok_and_timed)
+{
+    char *db = path_in(dir, "t.db");
+    const char *drv = NULL;
+    int64_t ms = -1;
+    cdm_conn *c;
+
+    ck_status(add_sqlite("T", db, "Pooled=True", NULL, NULL), CDM_OK);
+    ck_status(cdm_connect(m, "T", &c), CDM_OK);      /* creates t.db */
+    cdm_disconnect(c);
+    ck_status(cdm_manager_test_def(m, "T", &drv, &ms), CDM_OK);
+    ck_assert_str_eq(drv, "SQLite");
+    ck_assert_int_ge(ms, 0);
+    ck_status(add_sqlite("Mem", ":memory:", NULL, NULL, NULL), CDM_OK);
+    ck_status(cdm_manager_test_def(m, "Mem", NULL, NULL), CDM_OK);
+}
+END_TEST
+
+START_TEST(test_test_def_never_creates_the_file)
+{
+    const char *modes[] = { "OpenMode=CreateUTF8", "OpenMode=CreateUTF16",
+                            "OpenMode=ReadWrite", "OpenMode=ReadOnly" };
+    const char *drv = "unset";
+    int64_t ms = -1;
+
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "New%zu", i);
+        ck_status(add_sqlite(name, path_in(dir, "missing.db"), modes[i],
+                             NULL, NULL), CDM_OK);
+        ck_status(cdm_manager_test_def(m, name, &drv, &ms), CDM_ERR_CONNECT);
+        ck_errmsg_has("does not exist");
+        ck_errmsg_has("missing.db");
+        ck_assert(!exists(dir, "missing.db"));
+    }
+    ck_assert_str_eq(drv, "unset");   /* untouched on failure */
+    ck_assert_int_eq(ms, -1);
+    /* A real connect still creates it. */
+    {
+        cdm_conn *c;
+        ck_status(cdm_connect(m, "New0", &c), CDM_OK);
+        cdm_disconnect(c);
+        ck_assert(exists(dir, "missing.db"));
+    }
+}
+END_TEST
+
+START_TEST(test_test_def_errors)
+{
+    ck_status(cdm_manager_test_def(m, "Nope", NULL, NULL), CDM_ERR_NOT_FOUND);
+    ck_status(cdm_manager_add_def(m, "Odd", (const char *[]){
+        "DriverID=MSSQL", "Database=x", NULL }), CDM_OK);
+    ck_status(cdm_manager_test_def(m, "Odd", NULL, NULL), CDM_ERR_DRIVER);
+    ck_status(cdm_manager_test_def(NULL, "Odd", NULL, NULL), CDM_ERR_INVALID);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sqlite");
@@ -750,7 +809,8 @@ int main(void)
     TCase *tbad = tcase_create("bad_values");
     TCase *tdata = tcase_create("data");
     TCase *terr = tcase_create("errors");
-    TCase *all[] = { tpath, tmode, tprag, tbad, tdata, terr };
+    TCase *ttest = tcase_create("test_def");
+    TCase *all[] = { tpath, tmode, tprag, tbad, tdata, terr, ttest };
 
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -792,5 +852,9 @@ int main(void)
     tcase_add_test(terr, test_no_such_table);
     tcase_add_test(terr, test_error_after_some_rows);
     tcase_add_test(terr, test_error_in_script_reports_sqlite_text);
+
+    tcase_add_test(ttest, test_test_def_ok_and_timed);
+    tcase_add_test(ttest, test_test_def_never_creates_the_file);
+    tcase_add_test(ttest, test_test_def_errors);
     return tu_run(s);
 }

@@ -5,10 +5,12 @@
  */
 #include "../cdm_int.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const sqlite_aliases[] = { "SQLite3", NULL };
 static const char *const open_modes[] = { "CreateUTF8", "CreateUTF16",
@@ -71,6 +73,7 @@ static int sq_connect(const struct cdm_resolved *r, void **out)
     const char *v;
     sqlite3 *db = NULL;
     char *path, sql[64];
+    struct stat st;
     int flags, rc;
 
     if (!(path = db_path(r)))
@@ -87,11 +90,24 @@ static int sq_connect(const struct cdm_resolved *r, void **out)
         flags = SQLITE_OPEN_READWRITE;
     else
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* Testing a definition must leave no file behind. */
+    if (r->no_create)
+        flags &= ~SQLITE_OPEN_CREATE;
     /* cdm keeps each connection to one thread at a time, so SQLite's own
      * per-connection mutex would only cost time. */
     flags |= SQLITE_OPEN_NOMUTEX;
 
     rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK && !(flags & SQLITE_OPEN_CREATE) &&
+        strcmp(path, ":memory:") != 0 && stat(path, &st) != 0 &&
+        errno == ENOENT) {
+        /* SQLite says only "unable to open database file". */
+        rc = cdm__fail(CDM_ERR_CONNECT, "%s: SQLite: cannot open '%s': the "
+                       "file does not exist%s", r->where, path,
+                       r->no_create ? " (it is not created here)" :
+                       " (OpenMode=ReadWrite and ReadOnly do not create it)");
+        goto fail;
+    }
     if (rc != SQLITE_OK) {
         rc = cdm__fail(rc == SQLITE_NOMEM ? CDM_ERR_NOMEM : CDM_ERR_CONNECT,
                        "%s: SQLite: cannot open '%s': %s", r->where, path,
