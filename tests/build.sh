@@ -4,8 +4,9 @@
 # Usage: tests/build.sh build|test [MAKE-ARGS...]
 #
 # The tree is configured again whenever its configuration lacks what the
-# mode needs: `build` the SQLite driver, `test` also Check and the
-# PostgreSQL and MySQL drivers.  So `sh demo/run.sh` (which configures
+# mode needs: `build` the SQLite driver, `test` also Check, iniparser (the
+# reference the loader is tested against) and the PostgreSQL and MySQL
+# drivers.  So `sh demo/run.sh` (which configures
 # before Check is installed) followed by `sh tests/run.sh` builds every
 # suite, and a tree configured by hand before a client library was
 # installed picks it up.  A configuration that has everything is kept as
@@ -22,6 +23,7 @@ lacking() {
     grep -q '^#define HAVE_SQLITE 1' config.h || echo "the SQLite driver"
     [ "$mode" = test ] || return 0
     grep -q '^have_check = yes' Makefile || echo "Check"
+    grep -q '^#define HAVE_INIPARSER 1' config.h || echo "iniparser"
     grep -q '^#define HAVE_POSTGRESQL 1' config.h || echo "the PostgreSQL driver"
     grep -q '^#define HAVE_MYSQL 1' config.h || echo "the MySQL driver"
 }

@@ -9,6 +9,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
+#if HAVE_INIPARSER
+#if defined(HAVE_INIPARSER_INIPARSER_H)
+#include <iniparser/iniparser.h>
+#else
+#include <iniparser.h>
+#endif
+#endif
+
 /* A NULL-terminated list of strings, for the helpers below. */
 #define LIST(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define NONE ((const char *const[]){ NULL })
@@ -849,6 +858,89 @@ END_TEST
 
 /* -------------------------------------------------------------- main */
 
+/* -------------------------------------------- the same as iniparser 4.1 */
+
+#if HAVE_INIPARSER
+/* Values as cdm's reader and iniparser 4.1 read them must be the same:
+ * each line below, alone in a file after "[S]", is read by both; a line
+ * cdm refuses is fine (it is refused, not misread), a line it reads must
+ * give iniparser's value.  Lines are built from these parts. */
+static const char *const keys_written[] = { "K", "  K", "K  ", "K\t", "k" };
+static const char *const eqs[] = { "=", " = ", "=  ", "\t=\t" };
+static const char *const values_written[] = {
+    "", "abc", "a b", " abc ", "\"abc\"", "\" abc \"", "'abc'", "' a '",
+    "\"\"", "''", "\"\" ", "\"a;b\"", "'a#b'", "a;b", "a ;b", "a#b",
+    "a # b", ";", "#", "=", "==x", "a=b", "\"it's\"", "'say \"hi\"'",
+    "\"a\" ; c", "'a'#c", "\"a\"   ", "x\"y", "x'y", "\"", "'", "\"abc",
+    "C:\\dir\\f.db", "\\\\srv\\share", "caf\xC3\xA9", "\ttab", "tab\t",
+    "\"\t\"", "\v", "a\fb", "$(HOME)", "[x]", "a\\", "\"a\\\"",
+};
+static const char *const tails[] = { "", "\n", "\r\n", "  \n", " ; c\n" };
+
+struct both {
+    char *dir;
+    int compared, refused;
+};
+
+static void compare_one(struct both *b, const char *text)
+{
+    char *path = tu_write(b->dir, "d.ini", text, 0600);
+    cdm_manager *m = new_manager();
+    dictionary *d;
+    int rc = cdm_manager_load_file(m, path);
+
+    d = iniparser_load(path);
+    if (rc != CDM_OK) {
+        b->refused++;
+    } else {
+        const char *want;
+        char *got = NULL;
+        ck_assert_msg(d != NULL, "iniparser refused what cdm read: [%s]", text);
+        want = iniparser_getstring(d, "s:k", NULL);
+        ck_assert_msg(want != NULL, "iniparser has no s:k in [%s]", text);
+        ck_status(cdm_manager_get_param(m, "S", "K", &got), CDM_OK);
+        ck_assert_msg(strcmp(got, want) == 0,
+                      "[%s]: cdm read '%s', iniparser 4.1 '%s'", text, got, want);
+        cdm_free(got);
+        b->compared++;
+    }
+    if (d)
+        iniparser_freedict(d);
+    cdm_manager_free(m);
+    free(path);
+}
+
+START_TEST(test_values_read_as_iniparser_reads_them)
+{
+    struct both b = { tu_tmpdir(), 0, 0 };
+    char text[512];
+
+    /* $(HOME) is expanded by get_param: compare what is not. */
+    unsetenv("CDM_NOT_SET");
+    for (size_t k = 0; k < sizeof keys_written / sizeof *keys_written; k++)
+        for (size_t e = 0; e < sizeof eqs / sizeof *eqs; e++)
+            for (size_t v = 0; v < sizeof values_written / sizeof *values_written; v++)
+                for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+                    if (strstr(values_written[v], "$("))
+                        continue;
+                    snprintf(text, sizeof text, "[S]\n%s%s%s%s",
+                             keys_written[k], eqs[e], values_written[v], tails[t]);
+                    compare_one(&b, text);
+                }
+    /* Lines joined by a final '\': blanks before it go, those after the
+     * join stay. */
+    compare_one(&b, "[S]\nK = one \\\n  two\n");
+    compare_one(&b, "[S]\nK = one\\  \n\\\n  two  \n");
+    compare_one(&b, "[S]\nK = \"a \\\nb\"\n");
+    compare_one(&b, "[S]\n  K\\\n = v\n");
+    compare_one(&b, "[S]\nK = v\nK = w\n");
+    /* Most lines are read, not refused, or this compares little. */
+    ck_assert_int_gt(b.compared, 3 * b.refused);
+    tu_rmtree(b.dir);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("ini");
@@ -873,6 +965,9 @@ int main(void)
     tcase_add_test(good, test_two_files_keep_load_order);
     tcase_add_test(good, test_long_line_within_limit);
     tcase_add_test(good, test_clean_file_logs_nothing);
+#if HAVE_INIPARSER
+    tcase_add_test(good, test_values_read_as_iniparser_reads_them);
+#endif
     suite_add_tcase(s, good);
 
     tcase_add_test(bad, test_section_repeated);

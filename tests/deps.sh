@@ -5,12 +5,14 @@
 #                              runtimes, and every driver)
 set -eu
 
-want="gcc make autoconf automake libtool pkg-config libiniparser-dev libsqlite3-dev"
+want="gcc make autoconf automake libtool pkg-config libsqlite3-dev"
 if [ "${1:-build}" = test ]; then
     # libclang-rt-14-dev: the sanitizer runtimes of Debian 12's clang 14,
     # for make check-asan and check-tsan (only recommended, through
     # libclang-common-14-dev, so --no-install-recommends leaves it out).
-    want="$want check valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev"
+    # libiniparser-dev: iniparser 4.1, the reference the loader is tested
+    # against.
+    want="$want check libiniparser-dev valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev"
 fi
 
 missing=""
