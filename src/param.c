@@ -4,6 +4,7 @@
  */
 #include "cdm_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -64,8 +65,12 @@ const struct cdm_param_spec cdm__common_params[] = {
 static const struct cdm_param_spec *find_in(const struct cdm_param_spec *t,
                                             const char *key)
 {
+    int c = tolower((unsigned char)key[0]);
+
+    /* The first letter rules out most entries without a call. */
     for (; t && t->key; t++)
-        if (cdm__streq_nocase(t->key, key))
+        if (tolower((unsigned char)t->key[0]) == c &&
+            cdm__streq_nocase(t->key, key))
             return t;
     return NULL;
 }
