@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "cdm.h"
 
@@ -417,8 +418,25 @@ void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 
 /* --------------------------------------------------------------- sync.c */
 
-/* Coarse monotonic milliseconds (cheap enough for every borrow). */
-int64_t cdm__now_ms(void);
+/* Coarse monotonic milliseconds, read twice by every borrow and return:
+ * inline, so that it costs the clock read and nothing more.  A few ms of
+ * resolution is plenty for idle and lifetime limits, and the coarse clock
+ * costs a fraction of the precise one.  The test library's clock can be
+ * moved forward (cdm__test_advance_ms), so that tests of idle, lifetime
+ * and leak limits need not wait. */
+#ifdef CDM_TEST_DRIVER
+extern _Atomic int64_t cdm__test_skew_ms;
+#define CDM__SKEW atomic_load_explicit(&cdm__test_skew_ms, memory_order_relaxed)
+#else
+#define CDM__SKEW 0
+#endif
+static inline int64_t cdm__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + CDM__SKEW;
+}
 /* Precise monotonic nanoseconds. */
 int64_t cdm__now_ns(void);
 /* Test library only: moves cdm__now_ms forward. */

@@ -45,6 +45,17 @@ static void cache_put(cdm_manager *m, const char *name, struct cdm_pool *p,
     memcpy(e->name, name, n + 1);
 }
 
+/* strcmp for the few short names a thread uses: inline, where a call to
+ * the library's vectorised one costs more than the compare. */
+static inline bool same_name(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
 static int closed_error(const char *name)
 {
     return cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
@@ -118,7 +129,7 @@ int cdm_connect(cdm_manager *m, const char *name, cdm_conn **out)
                          !m ? "manager" : !name ? "name" : "out");
     for (unsigned i = 0; i < CACHE_WAYS; i++) {
         struct pool_cache *e = &cache[i];
-        if (e->serial == m->serial && e->pool && strcmp(e->name, name) == 0) {
+        if (e->serial == m->serial && e->pool && same_name(e->name, name)) {
             int rc = cdm__pool_acquire(e->pool, e->incarnation, out);
             if (rc != CDM__RETRY)
                 return rc;

@@ -210,27 +210,40 @@ struct cdm_hint {
     struct cdm_slot *slot;
     uint64_t word;
 };
-extern _Thread_local struct cdm_hint cdm__hints[HINTS];
-extern _Thread_local unsigned cdm__hint_next;
+/* This thread's hot state, read on every borrow and return.  It lives in
+ * the static TLS block (initial-exec: one %fs-relative access, where the
+ * dynamic model costs a call each time, a fifth of a borrow and return),
+ * and is kept small (136 bytes) so that a program can still dlopen libcdm
+ * (glibc sets 512 bytes of static TLS aside for libraries loaded late). */
+struct cdm_thread_hot {
+    struct cdm_hint hints[HINTS];
+    unsigned hint_next;
+    uint32_t return_seq;        /* orders this thread's returns within one
+                                 * tick of the coarse clock */
+};
+extern _Thread_local struct cdm_thread_hot cdm__hot;
 
 static inline struct cdm_hint *hint_find(struct cdm_pool *p, uint64_t inc)
 {
+    struct cdm_hint *hints = cdm__hot.hints;
+
     for (unsigned i = 0; i < HINTS; i++)
-        if (cdm__hints[i].pool == p && cdm__hints[i].incarnation == inc)
-            return &cdm__hints[i];
+        if (hints[i].pool == p && hints[i].incarnation == inc)
+            return &hints[i];
     return NULL;
 }
 
 static inline void hint_set(struct cdm_pool *p, uint64_t inc,
                             struct cdm_slot *s, uint64_t word)
 {
+    struct cdm_thread_hot *t = &cdm__hot;
     struct cdm_hint *h = NULL;
 
     for (unsigned i = 0; i < HINTS && !h; i++)
-        if (cdm__hints[i].pool == p)
-            h = &cdm__hints[i];
+        if (t->hints[i].pool == p)
+            h = &t->hints[i];
     if (!h)
-        h = &cdm__hints[cdm__hint_next++ % HINTS];
+        h = &t->hints[t->hint_next++ % HINTS];
     h->pool = p;
     h->incarnation = inc;
     h->slot = s;
@@ -238,6 +251,9 @@ static inline void hint_set(struct cdm_pool *p, uint64_t inc,
 }
 
 /* The LIFO key of a return: coarse ms, then this thread's sequence. */
-int64_t cdm__idle_key(int64_t now_ms);
+static inline int64_t cdm__idle_key(int64_t now_ms)
+{
+    return now_ms << 20 | (int64_t)(cdm__hot.return_seq++ & 0xfffff);
+}
 
 #endif /* CDM_ENTRY_H */

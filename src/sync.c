@@ -7,28 +7,13 @@
 #include <time.h>
 
 #ifdef CDM_TEST_DRIVER
-/* The test library's clock can be moved forward (cdm__test_advance_ms),
- * so that tests of idle, lifetime and leak limits need not wait. */
-static _Atomic int64_t skew_ms;
+_Atomic int64_t cdm__test_skew_ms;
 
 void cdm__test_advance_ms(int64_t ms)
 {
-    atomic_fetch_add(&skew_ms, ms);
+    atomic_fetch_add(&cdm__test_skew_ms, ms);
 }
-#define SKEW atomic_load_explicit(&skew_ms, memory_order_relaxed)
-#else
-#define SKEW 0
 #endif
-
-int64_t cdm__now_ms(void)
-{
-    struct timespec ts;
-
-    /* Coarse: a few ms of resolution is plenty for idle and lifetime
-     * limits, and it costs a fraction of the precise clock. */
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + SKEW;
-}
 
 int64_t cdm__now_ns(void)
 {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ helpers */
@@ -878,6 +879,38 @@ START_TEST(test_threads_own_connections_shared_file)
 }
 END_TEST
 
+/* The installed library can be loaded late (dlopen from Python, PHP, a
+ * plug-in): its thread-local data must not need the static TLS block
+ * that glibc keeps small for such libraries.  A fresh process, so that
+ * the library is not loaded already. */
+START_TEST(test_library_loads_with_dlopen)
+{
+    pid_t pid = fork();
+    int status;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        void *h = dlopen(LIBCDM_SO, RTLD_NOW | RTLD_LOCAL);
+        int (*mnew)(cdm_manager **);
+        void (*mfree)(cdm_manager *);
+        cdm_manager *m = NULL;
+        if (!h) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            _exit(1);
+        }
+        *(void **)&mnew = dlsym(h, "cdm_manager_new");
+        *(void **)&mfree = dlsym(h, "cdm_manager_free");
+        if (!mnew || !mfree || mnew(&m) != CDM_OK)
+            _exit(2);
+        mfree(m);
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "dlopen of %s failed (status %d)", LIBCDM_SO, status);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -929,6 +962,7 @@ int main(void)
     tcase_add_test(tt, test_tx_failed_commit_stays_open);
 
     tcase_add_test(ti, test_ping_driver_and_name);
+    tcase_add_test(ti, test_library_loads_with_dlopen);
     tcase_add_test(ti, test_handle_is_usable_sqlite3);
 
     tcase_add_test(th, test_two_threads_one_connection);
