@@ -203,7 +203,7 @@ struct cdm_ini_section {
     char *name;   /* as written */
     int line;
     struct cdm_ini_key *keys;
-    size_t nkeys;
+    size_t nkeys, keys_cap;
 };
 
 /* A warning of the reader (a repeated key, a value cut at ';'). */
@@ -219,7 +219,7 @@ struct cdm_ini {
     char *dir;       /* absolute directory of the file */
     unsigned mode;   /* st_mode permission bits */
     struct cdm_ini_section *sections;
-    size_t nsections;
+    size_t nsections, sections_cap;
     struct cdm_ini_warning *warnings;
     size_t nwarnings;
     int error_line;  /* of a syntax error, while parsing */
@@ -283,6 +283,9 @@ void cdm__def_free(struct cdm_def *d);
 struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key);
 /* Sets (or adds) a key; value NULL removes it. */
 int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line);
+/* Appends a key the definition does not have, taking `key` and `value`
+ * (malloc'd; on failure the caller still owns them). */
+int cdm__def_take(struct cdm_def *d, char *key, char *value, int line);
 /* "path:line: definition 'X'" (the key's line, else the section's) or
  * "definition 'X'" for a private one or a value set at run time. */
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,

@@ -108,6 +108,21 @@ int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line
     return CDM_OK;
 }
 
+int cdm__def_take(struct cdm_def *d, char *key, char *value, int line)
+{
+    if (d->nkv == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        struct cdm_kv *p = realloc(d->kv, cap * sizeof *p);
+        if (!p)
+            return cdm__nomem();
+        d->kv = p;
+        d->cap = cap;
+    }
+    d->kv[d->nkv++] = (struct cdm_kv){ key, value, line };
+    d->gen++;
+    return CDM_OK;
+}
+
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size)
 {

@@ -196,6 +196,23 @@ static int index_grow(struct cdm_ini *ini)
     return CDM_OK;
 }
 
+/* Room for one more of `n` elements in *v (capacity *cap), doubling:
+ * loading stays linear however many sections and keys a file has. */
+static bool grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    void *p;
+    size_t c;
+
+    if (n < *cap)
+        return true;
+    c = *cap ? *cap * 2 : 8;
+    if (!(p = realloc(*v, c * size)))
+        return false;
+    *v = p;
+    *cap = c;
+    return true;
+}
+
 static int add_section(struct cdm_ini *ini, const char *name, size_t n,
                        int line)
 {
@@ -214,10 +231,10 @@ static int add_section(struct cdm_ini *ini, const char *name, size_t n,
                       (int)n, name, ini->sections[e->section].line);
     if (ini->nsections >= NO_KEY)
         return syntax(ini, line, "too many sections");
-    s = realloc(ini->sections, (ini->nsections + 1) * sizeof *s);
-    if (!s)
+    if (!grow((void **)&ini->sections, &ini->sections_cap, ini->nsections,
+              sizeof *s))
         return cdm__nomem();
-    ini->sections = s;
+    s = ini->sections;
     s = &s[ini->nsections];
     memset(s, 0, sizeof *s);
     if (!(s->name = cdm__strndup(name, n)))
@@ -260,12 +277,11 @@ static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line,
                     "the last value wins",
                     (int)n, key, s->name, first);
     }
-    k = realloc(s->keys, (s->nkeys + 1) * sizeof *k);
-    if (!k) {
+    if (!grow((void **)&s->keys, &s->keys_cap, s->nkeys, sizeof *k)) {
         free(value);
         return cdm__nomem();
     }
-    s->keys = k;
+    k = s->keys;
     k = &k[s->nkeys];
     memset(k, 0, sizeof *k);
     k->value = value;

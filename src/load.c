@@ -97,7 +97,7 @@ int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
     }
 
     for (size_t i = 0; i < ini->nsections; i++) {
-        const struct cdm_ini_section *s = &ini->sections[i];
+        struct cdm_ini_section *s = &ini->sections[i];
         const struct cdm_kv *pw;
         struct cdm_def *d;
         if (cdm__streq_nocase(s->name, "FDConnectionDefs.ini"))
@@ -107,10 +107,14 @@ int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
             goto out;
         }
         l->defs[l->ndefs++] = d;
-        for (size_t j = 0; j < s->nkeys; j++)
-            if ((rc = cdm__def_set(d, s->keys[j].key, s->keys[j].value,
-                                   s->keys[j].line)) != CDM_OK)
+        /* The reader's keys are unique in their section: taken over as
+         * they are, not copied and looked up one by one. */
+        for (size_t j = 0; j < s->nkeys; j++) {
+            struct cdm_ini_key *k = &s->keys[j];
+            if ((rc = cdm__def_take(d, k->key, k->value, k->line)) != CDM_OK)
                 goto out;
+            k->key = k->value = NULL;
+        }
         d->gen = 0;
         cdm__def_check_own(d, false, warn, ctx);
         if ((ini->mode & (S_IRGRP | S_IROTH)) && (pw = literal_password(d))) {

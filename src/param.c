@@ -65,12 +65,16 @@ const struct cdm_param_spec cdm__common_params[] = {
 static const struct cdm_param_spec *find_in(const struct cdm_param_spec *t,
                                             const char *key)
 {
-    int c = tolower((unsigned char)key[0]);
+    int c0 = tolower((unsigned char)key[0]);
+    int c1 = c0 ? tolower((unsigned char)key[1]) : 0;
+    size_t n = strlen(key);
 
-    /* The first letter rules out most entries without a call. */
+    /* Two letters and the length rule out most entries without a call
+     * (loading a file looks every key up). */
     for (; t && t->key; t++)
-        if (tolower((unsigned char)t->key[0]) == c &&
-            cdm__streq_nocase(t->key, key))
+        if (tolower((unsigned char)t->key[0]) == c0 &&
+            tolower((unsigned char)t->key[1]) == c1 &&
+            strlen(t->key) == n && cdm__streq_nocase(t->key, key))
             return t;
     return NULL;
 }
