@@ -279,7 +279,8 @@ int cdm_check_file(const char *path, cdm_finding_fn fn, void *user,
     rc = run(&l, path);
     if (rc == CDM_OK || rc == CDM_ERR_IO) {
         dedupe(&l);
-        qsort(l.v, l.n, sizeof *l.v, by_line);
+        if (l.n)    /* l.v is NULL when nothing was found */
+            qsort(l.v, l.n, sizeof *l.v, by_line);
         for (size_t i = 0; i < l.n; i++) {
             const struct item *it = &l.v[i];
             cdm_finding f = {

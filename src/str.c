@@ -102,7 +102,8 @@ void cdm__buf_add(struct cdm_buf *b, const char *s, size_t n)
         b->s = p;
         b->cap = cap;
     }
-    memcpy(b->s + b->len, s, n);
+    if (n)  /* s may be NULL when there is nothing to add */
+        memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
 }
