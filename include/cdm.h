@@ -291,7 +291,9 @@ CDM_EXPORT void cdm_strv_free(char **v);
  * others wait; then the connection goes to the first waiter directly.
  *
  * After fork(), a child's first call gets fresh pools: a connection the
- * parent opened is never used, pinged or closed in the child.
+ * parent opened is never used, pinged or closed in the child.  A fork()
+ * waits for connections being opened in other threads (the client
+ * libraries hold locks of their own meanwhile).
  *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
  *   CDM_ERR_INVALID    a bad or missing value (message names the key)
  *   CDM_ERR_DRIVER     DriverID unknown or not built in

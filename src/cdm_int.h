@@ -515,6 +515,10 @@ struct cdm_conn {
 
 /* Opens a plain (unpooled) connection for a resolved definition. */
 int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out);
+/* Held for writing across fork() (manager.c): no thread is inside a
+ * driver's connect then. */
+void cdm__conn_fork_lock(void);
+void cdm__conn_fork_unlock(bool child);
 /* Closes the driver connection and frees the struct; no lock held. */
 void cdm__conn_destroy(cdm_conn *c);
 

@@ -2,6 +2,7 @@
  * conn.c - connections: the driver-independent half of every call, and
  * the guard that keeps two threads out of one connection.
  */
+#define _GNU_SOURCE
 #include "cdm_int.h"
 
 #include <errno.h>
@@ -13,6 +14,34 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Opening a connection runs client-library code that holds that library's
+ * own process-wide locks for a moment (libpq's GSSAPI setup through
+ * Kerberos, SQLite's open): a fork() at that moment hands the child a lock
+ * no thread of it will ever release, and the child's first connect hangs.
+ * cdm's fork handlers (manager.c) take this lock for writing, so a fork
+ * waits for the opens in progress (each bounded by its LoginTimeout) and
+ * opens that start meanwhile wait for the fork; writers go first, so a
+ * stream of opens cannot hold a fork off. */
+static pthread_rwlock_t open_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void cdm__conn_fork_lock(void)
+{
+    pthread_rwlock_wrlock(&open_lock);
+}
+
+void cdm__conn_fork_unlock(bool child)
+{
+    /* glibc's rwlock records its writer's thread id, which the forking
+     * thread no longer has in the child: there it is made anew. */
+    if (child) {
+        static const pthread_rwlock_t fresh =
+            PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+        memcpy(&open_lock, &fresh, sizeof open_lock);
+    } else {
+        pthread_rwlock_unlock(&open_lock);
+    }
+}
 
 int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
 {
@@ -30,7 +59,10 @@ int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
     }
     c->drv = r->drv;
     c->watched_fd = -1;
-    if ((rc = r->drv->connect(r, &c->dc)) != CDM_OK) {
+    pthread_rwlock_rdlock(&open_lock);
+    rc = r->drv->connect(r, &c->dc);
+    pthread_rwlock_unlock(&open_lock);
+    if (rc != CDM_OK) {
         free(c->def_name);
         free(c);
         return rc;

@@ -106,11 +106,15 @@ static void where_defined(const struct cdm_def *d, char *buf, size_t size)
 /* ---------------------------------------------------------------- fork */
 
 /* Before fork(): every lock a child could need is taken, so the child
- * never inherits one held by a thread it does not have.  Order: the
- * default manager's, the list's, then per manager its own,
- * its registry's and its log lock (the order used everywhere else). */
+ * never inherits one held by a thread it does not have.  Order: first the
+ * opens in progress are waited for (conn.c: the client libraries hold
+ * locks of their own inside), then the default manager's lock, the
+ * list's, then per manager its own, its registry's and its log lock (the
+ * order used everywhere else; no thread opens a connection holding any
+ * of them). */
 static void fork_prepare(void)
 {
+    cdm__conn_fork_lock();
     pthread_mutex_lock(&default_lock);
     pthread_mutex_lock(&all_lock);
     for (cdm_manager *m = all_managers; m; m = m->next_all) {
@@ -124,7 +128,7 @@ static void fork_prepare(void)
             cdm__drivers[i]->fork_lock();
 }
 
-static void fork_release(void)
+static void fork_unlock_all(bool child)
 {
     for (size_t i = 0; cdm__drivers[i]; i++)
         if (cdm__drivers[i]->fork_unlock)
@@ -136,6 +140,12 @@ static void fork_release(void)
     }
     pthread_mutex_unlock(&all_lock);
     pthread_mutex_unlock(&default_lock);
+    cdm__conn_fork_unlock(child);
+}
+
+static void fork_release(void)
+{
+    fork_unlock_all(false);
 }
 
 /* In the child: every pool is the parent's.  They are marked, and each
@@ -144,7 +154,7 @@ static void fork_child(void)
 {
     for (cdm_manager *m = all_managers; m; m = m->next_all)
         cdm__registry_fork_child(m->reg);
-    fork_release();
+    fork_unlock_all(true);
 }
 
 static void atfork_install(void)

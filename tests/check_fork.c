@@ -413,9 +413,10 @@ START_TEST(test_fork_while_threads_borrow)
 #endif
     /* Under valgrind (check-valgrind sets CDM_VALGRIND) threads run one at
      * a time and slowly, so forks land inside the client libraries' own
-     * process-wide state (libpq's GSSAPI setup at connect) far more often
-     * than they can in a real run; a child then hangs there, outside
-     * cdm.  The plain build and ThreadSanitizer run this test. */
+     * process-wide state far more often than they can in a real run
+     * (cdm keeps forks out of its connects, where libpq's GSSAPI setup
+     * once hung a child; not out of the libraries' other calls).  The
+     * plain build and ThreadSanitizer run this test. */
     if (getenv("CDM_VALGRIND")) {
         printf("fork under load: skipped under valgrind\n");
         return;
