@@ -40,7 +40,8 @@ make -s -j"$jobs" check-tsan
 # cdm.pc must not need the drivers' (nor add their include paths).
 stage=$(mktemp -d)
 make -s install prefix="$stage" >/dev/null
-cflags=$(PKG_CONFIG_LIBDIR="$stage/lib/pkgconfig" pkg-config --define-prefix --cflags cdm)
+# (echo: pkg-config ends its output with a blank)
+cflags=$(echo $(PKG_CONFIG_LIBDIR="$stage/lib/pkgconfig" pkg-config --define-prefix --cflags cdm))
 [ "$cflags" = "-I$stage/include" ] || {
     echo "run.sh: pkg-config --cflags cdm gave '$cflags', not '-I$stage/include'" >&2
     exit 1
