@@ -647,7 +647,14 @@ START_TEST(test_unknown_driver)
     /* ... and refused when used. */
     ck_connect_fails(m, "Sql", CDM_ERR_DRIVER);
     ck_errmsg_has("Sql");
-    ck_errmsg_has("MSSQL");
+    ck_errmsg_has("DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
+                  "cdm does not support");
+    /* Not FireDAC's either: what cdm has, and why a virtual one fails. */
+    ck_status(cdm_manager_add_def(m, "Odd",
+              PARAMS("DriverID=Nope", "Database=x")), CDM_OK);
+    ck_connect_fails(m, "Odd", CDM_ERR_DRIVER);
+    ck_errmsg_has("unknown DriverID 'Nope' (cdm has PG, MySQL and SQLite");
+    ck_errmsg_has("FireDAC virtual drivers from FDDrivers.ini are not read");
     cdm_manager_free(m);
 }
 END_TEST
@@ -1097,6 +1104,136 @@ START_TEST(test_param_mask)
 }
 END_TEST
 
+/* ------------------------------------------- FireDAC's keys (issue 10) */
+
+/* Every key in the fixture is its driver's: loading logs nothing, and
+ * connecting says the driver is FireDAC's, not unknown. */
+START_TEST(test_firedac_keys_of_drivers_cdm_lacks_silent)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    load(m, "firedac/stock_keys.ini");
+    ck_assert_msg(log.n == 0, "unexpected warning: %s", log.lines[0]);
+    ck_connect_fails(m, "Fb_Stock", CDM_ERR_DRIVER);
+    ck_errmsg_has("stock_keys.ini:7: definition 'Fb_Stock': DriverID FB "
+                  "(Firebird) is a FireDAC driver cdm does not support "
+                  "(cdm has PG, MySQL and SQLite)");
+    ck_connect_fails(m, "Access_Stock", CDM_ERR_DRIVER);
+    ck_errmsg_has("DriverID MSAcc (Microsoft Access) is a FireDAC driver");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_firedac_keys_by_driver_when_added)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    /* Firebird's own keys: silent.  Its Port is not checked as PG's or
+     * MySQL's: FireDAC's to interpret. */
+    ck_status(cdm_manager_add_def(m, "Fb",
+              PARAMS("DriverID=FB", "Database=/srv/x.fdb", "Protocol=TCPIP",
+                     "PageSize=8192", "SQLDialect=3", "Port=3050/x")),
+              CDM_OK);
+    ck_assert_msg(log.n == 0, "unexpected warning: %s", log.lines[0]);
+    /* A key of no driver of FireDAC's: suggestions only from Firebird's. */
+    ck_status(cdm_manager_set_param(m, "Fb", "Timeout", "60"), CDM_OK);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Fb': unknown key Timeout"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "did you mean"), 0);
+    /* SQLite's key in a Firebird definition: another driver's. */
+    ck_status(cdm_manager_set_param(m, "Fb", "BusyTimeout", "5"), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "BusyTimeout is not used by driver FB"),
+                     1);
+    /* In SQLite, "Timeout" is its BusyTimeout; FireDAC's SQLite keys that
+     * cdm does not use are silent. */
+    ck_status(cdm_manager_add_def(m, "Lite",
+              PARAMS(SQLITE_MEM, "Timeout=5", "SharedCache=False",
+                     "StringFormat=Unicode", "VendorLib=sqlite3.dll")), CDM_OK);
+    ck_assert_int_eq(log.n, 3);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Timeout (did you mean "
+                                        "BusyTimeout?)"), 1);
+    ck_connects(m, "Lite");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_common_mistakes_suggested)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    ck_status(cdm_manager_add_def(m, "Pg",
+              PARAMS("DriverID=PG", "Database=x", "Pooled=True",
+                     "Pooling=True", "User=app", "UserName=app",
+                     "POOL_MaxItems=5", "POOL_MaxSize=5", "Host=db1")),
+              CDM_OK);
+    ck_assert_int_eq(log.n, 6);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Pooling (did you mean "
+                                        "Pooled?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key User (did you mean "
+                                        "User_Name?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key UserName (did you mean "
+                                        "User_Name?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key POOL_MaxItems (did you "
+                                        "mean POOL_MaximumItems?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key POOL_MaxSize (did you "
+                                        "mean POOL_MaximumItems?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Host (did you mean "
+                                        "Server?)"), 1);
+    /* A mistake is offered only where the right key is valid: SQLite has
+     * no Server. */
+    ck_status(cdm_manager_add_def(m, "Lite", PARAMS(SQLITE_MEM, "Host=db1")),
+              CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Lite': unknown key Host"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "Host (did you mean Server?)"), 1);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_pool_keys_without_pooled_warn_at_load)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+    char where[4200];
+
+    load(m, "firedac/unpooled.ini");
+    snprintf(where, sizeof where, "%s:5: definition 'NotSet': "
+             "POOL_MaximumItems, POOL_ExpireTimeout have no effect: Pooled is "
+             "not set, so connections are not pooled (set Pooled=True to pool "
+             "them)", tu_fixture("firedac/unpooled.ini"));
+    ck_assert_int_eq(tu_log_count(&log, where), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'SetFalse': POOL_MaximumItems has no "
+                                        "effect: Pooled=False"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'Misspelt': POOL_MaximumItems has no "
+                                        "effect: Pooled is not set"), 1);
+    /* With a parent, a definition alone cannot tell: cdm check says. */
+    ck_assert_int_eq(tu_log_count(&log, "Child"), 0);
+    ck_assert_int_eq(tu_log_count(&log, "'Fine'"), 0);
+    ck_assert_int_eq(log.n, 4);
+    /* Added from C, the same rule. */
+    ck_status(cdm_manager_add_def(m, "Api",
+              PARAMS(SQLITE_MEM, "POOL_AcquireTimeout=0")), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Api': POOL_AcquireTimeout "
+                                        "has no effect: Pooled is not set"), 1);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_firedac_secrets)
+{
+    ck_assert_int_eq(cdm_param_is_secret("IB", "SEPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("ADS", "TablePassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("DS", "DSProxyPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "DSProxyPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("FB", "Protocol"), 0);
+    ck_assert_int_eq(cdm_param_is_secret("DS", "DSProxyUsername"), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("def");
@@ -1144,6 +1281,11 @@ int main(void)
     tcase_add_test(keys, test_unknown_key_set_param_warns);
     tcase_add_test(keys, test_other_drivers_key_warns_not_checked);
     tcase_add_test(keys, test_ignored_firedac_keys_silent);
+    tcase_add_test(keys, test_firedac_keys_of_drivers_cdm_lacks_silent);
+    tcase_add_test(keys, test_firedac_keys_by_driver_when_added);
+    tcase_add_test(keys, test_common_mistakes_suggested);
+    tcase_add_test(keys, test_pool_keys_without_pooled_warn_at_load);
+    tcase_add_test(keys, test_firedac_secrets);
     suite_add_tcase(s, keys);
 
     tcase_add_test(edit, test_add_def_bad_names);
