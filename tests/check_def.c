@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1234,6 +1235,115 @@ START_TEST(test_firedac_secrets)
 }
 END_TEST
 
+/* ------------------------------------ Windows paths in SQLite (issue 10) */
+
+/* The fixture copied into a scratch directory: a wrong connect would
+ * create files beside it. */
+static char *copy_fixture(const char *dir, const char *rel)
+{
+    FILE *f = fopen(tu_fixture(rel), "rb");
+    char buf[8192];
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return tu_write(dir, "defs.ini", buf, 0600);
+}
+
+static int entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_sqlite_windows_path_warned_and_refused)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+    char *dir = tu_tmpdir();
+    char *path = copy_fixture(dir, "firedac/windows_paths.ini");
+    char want[4200];
+
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    /* A warning at load, with file, line, definition and key. */
+    snprintf(want, sizeof want, "%s:5: definition 'Drive': Database: "
+             "'C:\\Users\\Public\\Documents\\Data\\FDDemo.sdb' is a Windows "
+             "path; SQLite here would create a new, empty database of that "
+             "name", path);
+    ck_assert_int_eq(tu_log_count(&log, want), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'Unc': Database: "
+                                        "'\\\\fileserver\\share\\app.db' is a "
+                                        "Windows path"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'ForwardSlashes': Database: "
+                                        "'D:/data/app.db' is a Windows path"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "'Relative': Database: 'data\\app.db' "
+                                        "is a Windows path"), 1);
+    /* Not SQLite's: Access's paths are its own business. */
+    ck_assert_int_eq(tu_log_count(&log, "Access"), 0);
+    ck_assert_int_eq(log.n, 4);
+    for (int i = 0; i < log.n; i++)
+        ck_assert_int_eq(log.levels[i], CDM_LOG_WARN);
+
+    /* At connect an error, never a new database named after the path. */
+    ck_connect_fails(m, "Drive", CDM_ERR_INVALID);
+    snprintf(want, sizeof want, "%s:5: definition 'Drive': Database: ", path);
+    ck_errmsg_has(want);
+    ck_errmsg_has("is a Windows path");
+    ck_connect_fails(m, "Unc", CDM_ERR_INVALID);
+    ck_connect_fails(m, "ForwardSlashes", CDM_ERR_INVALID);
+    ck_connect_fails(m, "Relative", CDM_ERR_INVALID);
+    ck_connects(m, "Memory");
+    ck_assert_int_eq(entries(dir), 1);
+
+    /* Added from C it is refused, like any bad value. */
+    ck_status(cdm_manager_add_def(m, "Api",
+              PARAMS("DriverID=SQLite", "Database=C:\\data\\x.db")),
+              CDM_ERR_INVALID);
+    ck_errmsg_has("definition 'Api': Database: 'C:\\data\\x.db' is a Windows "
+                  "path");
+    ck_assert_int_eq(cdm_manager_has_def(m, "Api"), 0);
+    free(path);
+    tu_rmtree(dir);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_sqlite_windows_path_from_variable_refused)
+{
+    cdm_manager *m = manager(NULL);
+    char *dir = tu_tmpdir();
+    char *path, text[256];
+
+    /* Expanded first, then checked: at connect. */
+    setenv("CDM_TEST_WIN_DB", "E:\\db\\orders.db", 1);
+    snprintf(text, sizeof text,
+             "[Env]\nDriverID=SQLite\nDatabase=$(CDM_TEST_WIN_DB)\n");
+    path = tu_write(dir, "defs.ini", text, 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_connect_fails(m, "Env", CDM_ERR_INVALID);
+    ck_errmsg_has("Database: 'E:\\db\\orders.db' is a Windows path");
+    ck_assert_int_eq(entries(dir), 1);
+    /* A POSIX value from the same variable connects. */
+    setenv("CDM_TEST_WIN_DB", ":memory:", 1);
+    ck_connects(m, "Env");
+    unsetenv("CDM_TEST_WIN_DB");
+    free(path);
+    tu_rmtree(dir);
+    cdm_manager_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("def");
@@ -1275,6 +1385,8 @@ int main(void)
     tcase_add_test(values, test_driver_aliases);
     tcase_add_test(values, test_file_bad_value_fails_only_that_def);
     tcase_add_test(values, test_file_error_names_line_of_inherited_key);
+    tcase_add_test(values, test_sqlite_windows_path_warned_and_refused);
+    tcase_add_test(values, test_sqlite_windows_path_from_variable_refused);
     suite_add_tcase(s, values);
 
     tcase_add_test(keys, test_unknown_keys_warned_with_suggestion);

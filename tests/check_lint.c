@@ -818,6 +818,29 @@ START_TEST(test_driver_ids_cdm_lacks_say_why)
 }
 END_TEST
 
+START_TEST(test_sqlite_windows_paths_are_errors)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/windows_paths.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 5);
+    assert_found(&g, 0, 5, E, "Drive", "Database",
+                 "definition 'Drive': Database: "
+                 "'C:\\Users\\Public\\Documents\\Data\\FDDemo.sdb' is a Windows "
+                 "path; SQLite here would create a new, empty database of that "
+                 "name (write a POSIX path, absolute or relative to the "
+                 "definition file)");
+    assert_found(&g, 1, 9, E, "Unc", "Database",
+                 "'\\\\fileserver\\share\\app.db' is a Windows path");
+    assert_found(&g, 2, 13, E, "ForwardSlashes", "Database",
+                 "'D:/data/app.db' is a Windows path");
+    assert_found(&g, 3, 17, E, "Relative", "Database",
+                 "'data\\app.db' is a Windows path");
+    /* Posix and :memory: are clean; Access is not SQLite. */
+    assert_found(&g, 4, 28, E, "Access", "DriverID", "is a FireDAC driver");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lint");
@@ -896,6 +919,7 @@ int main(void)
     tcase_add_test(firedac, test_firedac_suggestions_follow_the_driver);
     tcase_add_test(firedac, test_pool_keys_without_pooled_warn);
     tcase_add_test(firedac, test_driver_ids_cdm_lacks_say_why);
+    tcase_add_test(firedac, test_sqlite_windows_paths_are_errors);
     suite_add_tcase(s, firedac);
 
     return tu_run(s);
