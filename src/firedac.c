@@ -18,7 +18,10 @@
  *    pages "Connect to ... (FireDAC)" list; FB from "Connect to Firebird
  *    (FireDAC)": the IB keys without InstanceName and SEPassword, plus
  *    CharLenMode and GUIDEndian.  CreateDatabase is the older spelling of
- *    OpenMode=Create that the IB/FB drivers still read.
+ *    OpenMode=Create that the IB/FB drivers still read;
+ *  - FireDAC.Stan.Consts (S_FD_ConnParam_*) adds ADS's DateFormat,
+ *    Decimals, DefaultPath, SearchPath, ShowDeleted, Epoch, Exact and
+ *    ODBC's DSN.
  *  - VendorLib and VendorHome are driver-link settings (FDDrivers.ini);
  *    they turn up in definitions and mean nothing to a definition, so they
  *    are known and ignored like the rest.
@@ -48,7 +51,8 @@ const struct cdm_fd_driver cdm__fd_drivers[] = {
     { "ADS", "Advantage Database Server", NULL,
       KEYS("Alias", "ServerTypes", "Protocol", "Server", "Port",
            "CharacterSet", "Compress", "TableType", "TablePassword",
-           "Locking", "ADSAdvanced") },
+           "Locking", "ADSAdvanced", "DateFormat", "Decimals", "DefaultPath",
+           "SearchPath", "ShowDeleted", "Epoch", "Exact") },
     { "ASA", "SAP SQL Anywhere", NULL,
       KEYS("ODBCAdvanced", "LoginTimeout", "Server", "DatabaseFile",
            "OSAuthent", "Compress", "Encrypt", "ApplicationName") },
@@ -97,7 +101,7 @@ const struct cdm_fd_driver cdm__fd_drivers[] = {
            "SSL_cipher") },
     { "ODBC", "ODBC data source", NULL,
       KEYS("ODBCAdvanced", "LoginTimeout", "ODBCDriver", "DataSource",
-           "NumericFormat", "ODBCVersion", "RDBMS") },
+           "DSN", "NumericFormat", "ODBCVersion", "RDBMS") },
     { "Ora", "Oracle", NULL,
       KEYS("OSAuthent", "AuthMode", "ReadTimeout", "WriteTimeout",
            "CharacterSet", "BooleanFormat", "ApplicationName",
