@@ -239,9 +239,10 @@ static void check_unpooled(const struct cdm_def *d, cdm_warn_fn warn,
     size_t n = 0;
     bool on;
 
-    if (pooled ? cdm__parse_bool(pooled->value, &on) != CDM_OK || on
-               : parent_kv(d) != NULL)
-        return;
+    if (!pooled && parent_kv(d))
+        return;     /* the parent may pool it */
+    if (pooled && (cdm__parse_bool(pooled->value, &on) != CDM_OK || on))
+        return;     /* pooled, or a bad or $(VAR) value reported elsewhere */
     for (size_t i = 0; i < d->nkv; i++)
         if (is_pool_key(d->kv[i].key)) {
             cdm__buf_addf(&names, "%s%s", n++ ? ", " : "", d->kv[i].key);
@@ -250,7 +251,7 @@ static void check_unpooled(const struct cdm_def *d, cdm_warn_fn warn,
         }
     if (first && !names.failed) {
         cdm__def_where(d, first, where, sizeof where);
-        text = unpooled_text(where, names.s,  n,
+        text = unpooled_text(where, names.s, n,
                              pooled ? "Pooled=False" : "Pooled is not set");
         if (text)
             issue(warn, ctx, CDM_LOG_WARN, def_line(d, first), d->name,
@@ -704,7 +705,10 @@ static int rkv_line(const struct cdm_rkv *kv)
 enum { RAW_PLAIN, RAW_EXPANDED, RAW_UNEXPANDED };
 
 /* A DriverID cdm has no driver for: FireDAC's own, or not even that (a
- * virtual driver from FDDrivers.ini, whose BaseDriverID cdm cannot see). */
+ * virtual driver from FDDrivers.ini, whose BaseDriverID cdm cannot see).
+ * HAS is what the registry holds, the test driver left out. */
+#define HAS "PG (also PostgreSQL, Postgres), MySQL (also MariaDB) and " \
+            "SQLite (also SQLite3)"
 static int unknown_driver(const char *where, const char *id)
 {
     const struct cdm_fd_driver *fd = cdm__fd_driver(id);
@@ -726,16 +730,14 @@ static int unknown_driver(const char *where, const char *id)
     }
     if (base)
         return cdm__fail(CDM_ERR_DRIVER,
-                         "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
-                         "and SQLite, also called PostgreSQL, MariaDB, "
-                         "SQLite3; FireDAC virtual drivers from FDDrivers.ini "
-                         "are not read: if '%.64s' is one based on %s, "
-                         "write DriverID=%s)", where, id, id, base, base);
+                         "%s: unknown DriverID '%.64s' (cdm has " HAS "; "
+                         "FireDAC virtual drivers from FDDrivers.ini are not "
+                         "read: if '%.64s' is one based on %s, write "
+                         "DriverID=%s)", where, id, id, base, base);
     return cdm__fail(CDM_ERR_DRIVER,
-                     "%s: unknown DriverID '%.64s' (cdm has PG, MySQL and "
-                     "SQLite, also called PostgreSQL, MariaDB, SQLite3; "
-                     "FireDAC virtual drivers from FDDrivers.ini are not "
-                     "read)", where, id);
+                     "%s: unknown DriverID '%.64s' (cdm has " HAS "; FireDAC "
+                     "virtual drivers from FDDrivers.ini are not read)",
+                     where, id);
 }
 
 /* cdm check: the POOL_* keys the definition sets itself while, resolved,
@@ -752,7 +754,7 @@ static void report_unpooled(const struct cdm_resolved *r,
     bool on;
 
     if (pooled && (cdm__parse_bool(pooled->value, &on) != CDM_OK || on))
-        return;
+        return;     /* pooled, or a bad or unset value reported elsewhere */
     for (size_t i = 0; i < r->nkv; i++)
         if (!r->kv[i].from && is_pool_key(r->kv[i].key)) {
             cdm__buf_addf(&names, "%s%s", n++ ? ", " : "", r->kv[i].key);

@@ -654,7 +654,8 @@ START_TEST(test_unknown_driver)
     ck_status(cdm_manager_add_def(m, "Odd",
               PARAMS("DriverID=Nope", "Database=x")), CDM_OK);
     ck_connect_fails(m, "Odd", CDM_ERR_DRIVER);
-    ck_errmsg_has("unknown DriverID 'Nope' (cdm has PG, MySQL and SQLite");
+    ck_errmsg_has("unknown DriverID 'Nope' (cdm has PG (also PostgreSQL, "
+                  "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3)");
     ck_errmsg_has("FireDAC virtual drivers from FDDrivers.ini are not read");
     cdm_manager_free(m);
 }

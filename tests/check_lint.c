@@ -803,14 +803,14 @@ START_TEST(test_driver_ids_cdm_lacks_say_why)
     ck_assert_int_eq(g.n, 3);
     /* A virtual driver from FDDrivers.ini: named after its base. */
     assert_found(&g, 0, 3, E, "Virtual", "DriverID",
-                 "unknown DriverID 'MYSQL5' (cdm has PG, MySQL and SQLite, "
-                 "also called PostgreSQL, MariaDB, SQLite3; FireDAC virtual "
-                 "drivers from FDDrivers.ini are not read: if 'MYSQL5' is one "
-                 "based on MySQL, write DriverID=MySQL)");
+                 "unknown DriverID 'MYSQL5' (cdm has PG (also PostgreSQL, "
+                 "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3); "
+                 "FireDAC virtual drivers from FDDrivers.ini are not read: if "
+                 "'MYSQL5' is one based on MySQL, write DriverID=MySQL)");
     assert_found(&g, 1, 8, E, "Invented", "DriverID",
-                 "unknown DriverID 'Nope' (cdm has PG, MySQL and SQLite, also "
-                 "called PostgreSQL, MariaDB, SQLite3; FireDAC virtual drivers "
-                 "from FDDrivers.ini are not read)");
+                 "unknown DriverID 'Nope' (cdm has PG (also PostgreSQL, "
+                 "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3); "
+                 "FireDAC virtual drivers from FDDrivers.ini are not read)");
     assert_found(&g, 2, 13, E, "SqlServer", "DriverID",
                  "DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
                  "cdm does not support");
