@@ -77,7 +77,6 @@ enum cdm_ptype {
 
 #define CDM_PF_SECRET   1u  /* never shown: masked by the CLI, kept out of messages */
 #define CDM_PF_REQUIRED 2u  /* a definition must set it (itself or through its parent) */
-#define CDM_PF_IGNORED  4u  /* a FireDAC key cdm knows and does not use */
 
 /* Optional check of one parameter's value beyond its type (PGAdvanced
  * keys against libpq's list); sets the message on failure. */
@@ -101,8 +100,8 @@ struct cdm_driver;
 
 extern const struct cdm_param_spec cdm__common_params[];
 
-/* The spec for `key` (case-insensitive): common keys, then `drv`'s, then
- * (with drv NULL) any driver's.  NULL for an unknown key. */
+/* The spec for `key` (case-insensitive): `drv`'s, then the common keys,
+ * then (with drv NULL) any driver's.  NULL for a key cdm does not use. */
 const struct cdm_param_spec *cdm__param_find(const struct cdm_driver *drv,
                                              const char *key);
 /* Checks `value` against `spec`; on failure sets a message starting with
@@ -110,8 +109,58 @@ const struct cdm_param_spec *cdm__param_find(const struct cdm_driver *drv,
  * secret's value). */
 int cdm__param_check(const struct cdm_param_spec *spec, const char *where,
                      const char *key, const char *value);
-/* The closest known key to an unknown one, or NULL. */
+/* The closest known key to an unknown one, of any driver, or NULL. */
 const char *cdm__param_suggest(const char *key);
+
+/* ------------------------------------------------------------ firedac.c */
+
+/* A FireDAC driver: its DriverID, the DBMS (for messages), the cdm driver
+ * that serves it (NULL: none) and its keys beyond cdm__fd_common. */
+struct cdm_fd_driver {
+    const char *id;
+    const char *what;
+    const char *cdm;
+    const char *const *keys;
+};
+
+extern const char *const cdm__fd_common[];
+extern const struct cdm_fd_driver cdm__fd_drivers[];  /* ends with a NULL id */
+/* The FireDAC driver with this DriverID (case-insensitive), or NULL. */
+const struct cdm_fd_driver *cdm__fd_driver(const char *id);
+/* Whether `key` is a common FireDAC key or one of `fd`'s (fd may be NULL). */
+bool cdm__fd_has_key(const struct cdm_fd_driver *fd, const char *key);
+/* Whether `key` is a key of any FireDAC driver. */
+bool cdm__fd_any_key(const char *key);
+/* The key `key` is a common mistake for ("Pooling": "Pooled"), or NULL. */
+const char *cdm__fd_mistake(const char *key);
+/* Whether a FireDAC key holds a secret (its name says "password"). */
+bool cdm__fd_secret(const char *key);
+
+/* What a key is in a definition of a given driver. */
+enum cdm_key_kind {
+    CDM_KEY_CHECKED,  /* a cdm parameter: its value is checked */
+    CDM_KEY_IGNORED,  /* a FireDAC key of this driver that cdm does not use */
+    CDM_KEY_OTHER,    /* another driver's key (Port in a SQLite definition) */
+    CDM_KEY_UNKNOWN
+};
+
+/* The driver a definition names, as far as cdm knows it: `drv` is cdm's
+ * driver (NULL: none), `fd` FireDAC's (NULL: not a FireDAC ID).  Both NULL
+ * when the DriverID is unset, unknown or not yet expanded: then any
+ * driver's keys are accepted. */
+struct cdm_drvctx {
+    const struct cdm_driver *drv;
+    const struct cdm_fd_driver *fd;
+    const char *name;  /* for messages: cdm's ID, else FireDAC's */
+};
+
+struct cdm_drvctx cdm__drvctx(const char *driver_id);
+/* Classifies `key`; *spec is set for CDM_KEY_CHECKED (else NULL). */
+enum cdm_key_kind cdm__key_kind(const struct cdm_drvctx *c, const char *key,
+                                const struct cdm_param_spec **spec);
+/* The closest key valid for the driver (a common mistake first), or NULL. */
+const char *cdm__param_suggest_for(const struct cdm_drvctx *c,
+                                   const char *key);
 bool cdm__param_is_secret(const char *key);
 int cdm__parse_bool(const char *s, bool *out);
 int cdm__parse_int(const char *s, long long min, long long max, long long *out);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Longer parent chains are surely a mistake; also bounds the cycle check. */
 #define CHAIN_MAX 32
@@ -181,11 +182,83 @@ static void issue(cdm_warn_fn fn, void *ctx, int level, int line,
         fn(ctx, &is);
 }
 
-static const struct cdm_driver *own_driver(const struct cdm_def *d)
+static const struct cdm_kv *parent_kv(const struct cdm_def *d);
+
+static struct cdm_drvctx own_driver(const struct cdm_def *d)
 {
     const struct cdm_kv *kv = cdm__def_find(d, "DriverID");
 
-    return kv ? cdm__driver_find(kv->value) : NULL;
+    return cdm__drvctx(kv ? kv->value : NULL);
+}
+
+/* The text of the warning for a key that is not a parameter of the
+ * definition's driver, or NULL for one that is.  Never the value: a
+ * misspelt Password key would show it. */
+static char *key_hint(const struct cdm_drvctx *c, const char *where,
+                      const char *key, enum cdm_key_kind kind)
+{
+    const char *near;
+
+    if (kind == CDM_KEY_OTHER)
+        return cdm__asprintf("%s: %s is not used by driver %s", where, key,
+                             c->name);
+    if (kind != CDM_KEY_UNKNOWN)
+        return NULL;
+    if ((near = cdm__param_suggest_for(c, key)))
+        return cdm__asprintf("%s: unknown key %s (did you mean %s?)", where,
+                             key, near);
+    return cdm__asprintf("%s: unknown key %s", where, key);
+}
+
+static bool is_pool_key(const char *key)
+{
+    return strncasecmp(key, "POOL_", 5) == 0;
+}
+
+/* "POOL_A, POOL_B have no effect: Pooled=False, so ..." for the POOL_*
+ * keys `names` (", "-separated, `n` of them); NULL if out of memory. */
+static char *unpooled_text(const char *where, const char *names, size_t n,
+                           const char *pooled)
+{
+    return cdm__asprintf("%s: %s %s no effect: %s, so connections are not "
+                         "pooled (set Pooled=True to pool them)", where,
+                         names, n == 1 ? "has" : "have", pooled);
+}
+
+/* POOL_* keys a definition sets itself while it is not pooled: a
+ * misspelt Pooled (Pooling=True) silently gives an unpooled service.
+ * At load only what the definition decides alone is reported: with a
+ * parent and no Pooled of its own, cdm check reports it once resolved. */
+static void check_unpooled(const struct cdm_def *d, cdm_warn_fn warn,
+                           void *ctx)
+{
+    const struct cdm_kv *pooled = cdm__def_find(d, "Pooled");
+    const struct cdm_kv *first = NULL;
+    struct cdm_buf names = { 0 };
+    char where[512], *text;
+    size_t n = 0;
+    bool on;
+
+    if (!pooled && parent_kv(d))
+        return;     /* the parent may pool it */
+    if (pooled && (cdm__parse_bool(pooled->value, &on) != CDM_OK || on))
+        return;     /* pooled, or a bad or $(VAR) value reported elsewhere */
+    for (size_t i = 0; i < d->nkv; i++)
+        if (is_pool_key(d->kv[i].key)) {
+            cdm__buf_addf(&names, "%s%s", n++ ? ", " : "", d->kv[i].key);
+            if (!first)
+                first = &d->kv[i];
+        }
+    if (first && !names.failed) {
+        cdm__def_where(d, first, where, sizeof where);
+        text = unpooled_text(where, names.s, n,
+                             pooled ? "Pooled=False" : "Pooled is not set");
+        if (text)
+            issue(warn, ctx, CDM_LOG_WARN, def_line(d, first), d->name,
+                  first->key, text);
+        free(text);
+    }
+    cdm__buf_free(&names);
 }
 
 int cdm__def_check_pair(const struct cdm_def *d)
@@ -208,34 +281,22 @@ int cdm__def_check_pair(const struct cdm_def *d)
 int cdm__def_check_value(const struct cdm_def *d, const char *where,
                          const char *key, const char *value, char **hint)
 {
-    const struct cdm_driver *drv = NULL;
+    const struct cdm_kv *kv = cdm__def_find(d, "DriverID");
+    struct cdm_drvctx c = cdm__drvctx(cdm__streq_nocase(key, "DriverID")
+                                          ? value : kv ? kv->value : NULL);
     const struct cdm_param_spec *spec;
-    const struct cdm_kv *kv;
+    enum cdm_key_kind kind = cdm__key_kind(&c, key, &spec);
 
-    *hint = NULL;
-    if (cdm__streq_nocase(key, "DriverID"))
-        drv = cdm__driver_find(value);
-    else if ((kv = cdm__def_find(d, "DriverID")))
-        drv = cdm__driver_find(kv->value);
-    spec = cdm__param_find(drv, key);
-    if (!spec && drv && cdm__param_find(NULL, key)) {
-        *hint = cdm__asprintf("%s: %s is not used by driver %s", where, key,
-                              drv->id);
-    } else if (!spec) {
-        const char *near = cdm__param_suggest(key);
-        *hint = near ? cdm__asprintf("%s: unknown key %s (did you mean %s?)",
-                                     where, key, near)
-                     : cdm__asprintf("%s: unknown key %s", where, key);
-    } else if (!strstr(value, "$(")) {
+    *hint = key_hint(&c, where, key, kind);
+    if (kind == CDM_KEY_CHECKED && !strstr(value, "$("))
         return cdm__param_check(spec, where, key, value);
-    }
     return CDM_OK;
 }
 
 int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
                        void *ctx)
 {
-    const struct cdm_driver *drv = own_driver(d);
+    struct cdm_drvctx c = own_driver(d);
     char where[512], saved[CDM_MSG_MAX];
     int first = CDM_OK;
 
@@ -245,37 +306,25 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
 
     for (size_t i = 0; i < d->nkv; i++) {
         const struct cdm_kv *kv = &d->kv[i];
-        const struct cdm_param_spec *spec = cdm__param_find(drv, kv->key);
+        const struct cdm_param_spec *spec;
+        enum cdm_key_kind kind = cdm__key_kind(&c, kv->key, &spec);
         int rc;
 
+        /* A FireDAC key cdm does not use: known, so silent. */
+        if (kind == CDM_KEY_IGNORED)
+            continue;
         /* `where` is built only for a message: loading 10,000
          * definitions spent a fifth of its time formatting unused ones. */
-        if (!spec && drv && cdm__param_find(NULL, kv->key)) {
-            /* Another driver's key (Port in a SQLite definition): unused,
-             * so neither checked here nor at connect. */
-            char text[768];
+        if (kind != CDM_KEY_CHECKED) {
+            /* Another driver's key (Port in a SQLite definition) is
+             * unused, so neither checked here nor at connect.  An unknown
+             * one is kept, so a newer cdm or another tool can use it. */
+            char *text;
             cdm__def_where(d, kv, where, sizeof where);
-            snprintf(text, sizeof text, "%s: %s is not used by driver %s",
-                     where, kv->key, drv->id);
-            issue(warn, ctx, CDM_LOG_WARN, def_line(d, kv), d->name, kv->key,
-                  text);
-            continue;
-        }
-        if (!spec) {
-            /* Kept, so a newer cdm or another tool can use it; the value
-             * is never shown (a misspelt Password key would leak it). */
-            const char *hint = cdm__param_suggest(kv->key);
-            char text[768];
-            cdm__def_where(d, kv, where, sizeof where);
-            if (hint)
-                snprintf(text, sizeof text,
-                         "%s: unknown key %s (did you mean %s?)", where,
-                         kv->key, hint);
-            else
-                snprintf(text, sizeof text, "%s: unknown key %s", where,
-                         kv->key);
-            issue(warn, ctx, CDM_LOG_WARN, def_line(d, kv), d->name, kv->key,
-                  text);
+            if ((text = key_hint(&c, where, kv->key, kind)))
+                issue(warn, ctx, CDM_LOG_WARN, def_line(d, kv), d->name,
+                      kv->key, text);
+            free(text);
             continue;
         }
         /* $(VAR) values are checked once expanded, at use. */
@@ -306,6 +355,7 @@ int cdm__def_check_own(const struct cdm_def *d, bool strict, cdm_warn_fn warn,
                 first = rc;
         }
     }
+    check_unpooled(d, warn, ctx);
     if (!strict)
         cdm__errmsg_restore(saved);
     return first;
@@ -654,6 +704,75 @@ static int rkv_line(const struct cdm_rkv *kv)
 /* What a value was before expansion, for reporting (cdm check). */
 enum { RAW_PLAIN, RAW_EXPANDED, RAW_UNEXPANDED };
 
+/* A DriverID cdm has no driver for: FireDAC's own, or not even that (a
+ * virtual driver from FDDrivers.ini, whose BaseDriverID cdm cannot see).
+ * HAS is what the registry holds, the test driver left out. */
+#define HAS "PG (also PostgreSQL, Postgres), MySQL (also MariaDB) and " \
+            "SQLite (also SQLite3)"
+static int unknown_driver(const char *where, const char *id)
+{
+    const struct cdm_fd_driver *fd = cdm__fd_driver(id);
+    const char *base = NULL;
+
+    if (fd)
+        return cdm__fail(CDM_ERR_DRIVER,
+                         "%s: DriverID %s (%s) is a FireDAC driver cdm does "
+                         "not support (cdm has PG, MySQL and SQLite)", where,
+                         fd->id, fd->what);
+    /* MYSQL5, PG_Prod, SQLite_Enc: named after their base, usually. */
+    for (size_t i = 0; !base && cdm__drivers[i]; i++) {
+        const struct cdm_driver *d = cdm__drivers[i];
+        if (d->connect && strncasecmp(id, d->id, strlen(d->id)) == 0)
+            base = d->id;
+        for (size_t j = 0; !base && d->aliases && d->aliases[j]; j++)
+            if (strncasecmp(id, d->aliases[j], strlen(d->aliases[j])) == 0)
+                base = d->id;
+    }
+    if (base)
+        return cdm__fail(CDM_ERR_DRIVER,
+                         "%s: unknown DriverID '%.64s' (cdm has " HAS "; "
+                         "FireDAC virtual drivers from FDDrivers.ini are not "
+                         "read: if '%.64s' is one based on %s, write "
+                         "DriverID=%s)", where, id, id, base, base);
+    return cdm__fail(CDM_ERR_DRIVER,
+                     "%s: unknown DriverID '%.64s' (cdm has " HAS "; FireDAC "
+                     "virtual drivers from FDDrivers.ini are not read)",
+                     where, id);
+}
+
+/* cdm check: the POOL_* keys the definition sets itself while, resolved,
+ * it is not pooled (check_unpooled's rule, once the parent is known; the
+ * same text, so that cdm check shows it once). */
+static void report_unpooled(const struct cdm_resolved *r,
+                            const struct report *rp)
+{
+    const struct cdm_rkv *pooled = cdm__rfind(r, "Pooled");
+    const struct cdm_rkv *first = NULL;
+    struct cdm_buf names = { 0 };
+    char where[512], *text;
+    size_t n = 0;
+    bool on;
+
+    if (pooled && (cdm__parse_bool(pooled->value, &on) != CDM_OK || on))
+        return;     /* pooled, or a bad or unset value reported elsewhere */
+    for (size_t i = 0; i < r->nkv; i++)
+        if (!r->kv[i].from && is_pool_key(r->kv[i].key)) {
+            cdm__buf_addf(&names, "%s%s", n++ ? ", " : "", r->kv[i].key);
+            if (!first)
+                first = &r->kv[i];
+        }
+    if (first && !names.failed) {
+        cdm__rkv_where(r, first, where, sizeof where);
+        text = unpooled_text(where, names.s, n,
+                             pooled ? "Pooled=False" : "Pooled is not set");
+        if (text)
+            issue(rp->fn, rp->ctx, CDM_LOG_WARN, rkv_line(first), r->name,
+                  first->key, text);
+        free(text);
+    }
+    cdm__buf_free(&names);
+}
+
 /* Without `rp` the first problem fails; with it every problem is
  * reported, except those of inherited values (the parent reports them)
  * and those cdm__def_check_own reports already (a value as written, an
@@ -664,6 +783,7 @@ static int finish(struct cdm_resolved *r, const struct report *rp)
     const char *where = r->where;
     char kwhere[512];
     unsigned char *raw = NULL;
+    struct cdm_drvctx dc;
     int drv_raw = RAW_PLAIN;
     int rc, first = CDM_OK;
 
@@ -714,9 +834,7 @@ static int finish(struct cdm_resolved *r, const struct report *rp)
         /* Its driver is not known: only the common keys are checked. */
     } else if (!(r->drv = cdm__driver_find(drv_kv->value))) {
         cdm__rkv_where(r, drv_kv, kwhere, sizeof kwhere);
-        rc = cdm__fail(CDM_ERR_DRIVER,
-                       "%s: unknown DriverID '%.64s' (cdm has PG, MySQL "
-                       "and SQLite)", kwhere, drv_kv->value);
+        rc = unknown_driver(kwhere, drv_kv->value);
         if (!rp)
             return rc;
         if (first == CDM_OK)
@@ -752,9 +870,12 @@ static int finish(struct cdm_resolved *r, const struct report *rp)
             report(rp, CDM_LOG_ERROR, r->line, r->name, NULL);
         }
     }
+    dc = cdm__drvctx(drv_kv && drv_raw != RAW_UNEXPANDED ? drv_kv->value
+                                                          : NULL);
     for (size_t i = 0; i < r->nkv; i++) {
-        const struct cdm_param_spec *spec = cdm__param_find(r->drv, r->kv[i].key);
-        if (!spec || (raw && raw[i] == RAW_UNEXPANDED))
+        const struct cdm_param_spec *spec;
+        if (cdm__key_kind(&dc, r->kv[i].key, &spec) != CDM_KEY_CHECKED ||
+            (raw && raw[i] == RAW_UNEXPANDED))
             continue;
         cdm__rkv_where(r, &r->kv[i], kwhere, sizeof kwhere);
         if ((rc = cdm__param_check(spec, kwhere, r->kv[i].key,
@@ -769,6 +890,8 @@ static int finish(struct cdm_resolved *r, const struct report *rp)
         }
     }
     free(raw);
+    if (rp)
+        report_unpooled(r, rp);
     return first;
 }
 

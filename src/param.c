@@ -33,32 +33,8 @@ const struct cdm_param_spec cdm__common_params[] = {
     { "POOL_PingInterval",   "30000", CDM_P_INT, INT_RANGE(INT_MIN, INT_MAX), 0, NULL },
     { "POOL_ResetOnRelease", "False", CDM_P_BOOL, ANY, 0, NULL },
     { "POOL_LeakTimeout",    "0",     CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
-    /* FireDAC keys that cdm recognises and does not use. */
-    { "MonitorBy",        NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaDefSchema",    NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaDefCatalog",   NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaCurSchema",    NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaCurCatalog",   NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaCaseIns",      NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "MetaCaseInsCat",   NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "ExtendedMetadata", NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "OSAuthent",        NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "NewPassword",      NULL, CDM_P_STRING, ANY, CDM_PF_SECRET | CDM_PF_IGNORED, NULL },
-    { "RDBMS",            NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "StringFormat",     NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "DateTimeFormat",   NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "GUIDFormat",       NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "SharedCache",      NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "Encrypt",          NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "CacheSize",        NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "SQLiteAdvanced",   NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "OidAsBlob",        NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "UnknownFormat",    NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "ArrayScanSample",  NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "GUIDEndian",       NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "ResultMode",       NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "TinyIntFormat",    NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
-    { "OSAuthentication", NULL, CDM_P_STRING, ANY, CDM_PF_IGNORED, NULL },
+    /* FireDAC's other keys (MonitorBy, ...) are in firedac.c: known,
+     * not used, so not specified here. */
     { NULL, NULL, CDM_P_STRING, ANY, 0, NULL },
 };
 
@@ -82,12 +58,14 @@ static const struct cdm_param_spec *find_in(const struct cdm_param_spec *t,
 const struct cdm_param_spec *cdm__param_find(const struct cdm_driver *drv,
                                              const char *key)
 {
-    const struct cdm_param_spec *s = find_in(cdm__common_params, key);
+    const struct cdm_param_spec *s;
 
-    if (s)
+    /* The driver's first: it may check a common key further (SQLite's
+     * Database). */
+    if (drv && (s = find_in(drv->params, key)))
         return s;
-    if (drv)
-        return find_in(drv->params, key);
+    if ((s = find_in(cdm__common_params, key)) || drv)
+        return s;
     for (size_t i = 0; cdm__drivers[i]; i++)
         if ((s = find_in(cdm__drivers[i]->params, key)))
             return s;
@@ -98,7 +76,43 @@ bool cdm__param_is_secret(const char *key)
 {
     const struct cdm_param_spec *s = cdm__param_find(NULL, key);
 
-    return s && (s->flags & CDM_PF_SECRET);
+    if (s)
+        return (s->flags & CDM_PF_SECRET) != 0;
+    return cdm__fd_any_key(key) && cdm__fd_secret(key);
+}
+
+struct cdm_drvctx cdm__drvctx(const char *driver_id)
+{
+    struct cdm_drvctx c = { NULL, NULL, NULL };
+
+    /* "$(DRIVER)" names no driver until it is expanded. */
+    if (!driver_id || !*driver_id || strstr(driver_id, "$("))
+        return c;
+    c.drv = cdm__driver_find(driver_id);
+    c.fd = cdm__fd_driver(c.drv ? c.drv->id : driver_id);
+    c.name = c.drv ? c.drv->id : c.fd ? c.fd->id : NULL;
+    return c;
+}
+
+enum cdm_key_kind cdm__key_kind(const struct cdm_drvctx *c, const char *key,
+                                const struct cdm_param_spec **spec)
+{
+    /* A FireDAC driver cdm lacks: only cdm's common keys are checked
+     * (its Port is not PG's or MySQL's). */
+    const struct cdm_param_spec *s = c->drv || !c->fd
+                                         ? cdm__param_find(c->drv, key)
+                                         : find_in(cdm__common_params, key);
+
+    *spec = s;
+    if (s)
+        return CDM_KEY_CHECKED;
+    if (!c->drv && !c->fd)
+        return cdm__fd_any_key(key) ? CDM_KEY_IGNORED : CDM_KEY_UNKNOWN;
+    if (cdm__fd_has_key(c->fd, key))
+        return CDM_KEY_IGNORED;
+    if (cdm__param_find(NULL, key) || cdm__fd_any_key(key))
+        return CDM_KEY_OTHER;
+    return CDM_KEY_UNKNOWN;
 }
 
 /* Keeps the closer of `best` and `cand` for `key`. */
@@ -125,18 +139,68 @@ static void consider(const char *key, const char *cand, const char **best,
     }
 }
 
+static void consider_list(const char *key, const char *const *list,
+                          const char **best, size_t *best_d)
+{
+    for (; list && *list; list++)
+        consider(key, *list, best, best_d);
+}
+
+static void consider_specs(const char *key, const struct cdm_param_spec *t,
+                           const char **best, size_t *best_d)
+{
+    for (; t && t->key; t++)
+        consider(key, t->key, best, best_d);
+}
+
+/* Limits by length: a short key must be nearly right to suggest anything. */
+static size_t limit_for(const char *key)
+{
+    size_t len = strlen(key);
+
+    return len <= 4 ? 1 : len <= 10 ? 2 : 3;
+}
+
 const char *cdm__param_suggest(const char *key)
 {
-    size_t len = strlen(key), limit = len <= 4 ? 1 : len <= 10 ? 2 : 3;
-    size_t best_d = limit + 1;
-    const char *best = NULL;
+    size_t best_d = limit_for(key) + 1;
+    const char *best = cdm__fd_mistake(key);
 
-    for (const struct cdm_param_spec *t = cdm__common_params; t->key; t++)
-        consider(key, t->key, &best, &best_d);
+    if (best)
+        return best;
+    /* cdm's keys first: on a tie they win. */
+    consider_specs(key, cdm__common_params, &best, &best_d);
     for (size_t i = 0; cdm__drivers[i]; i++)
-        for (const struct cdm_param_spec *t = cdm__drivers[i]->params;
-             t && t->key; t++)
-            consider(key, t->key, &best, &best_d);
+        consider_specs(key, cdm__drivers[i]->params, &best, &best_d);
+    consider_list(key, cdm__fd_common, &best, &best_d);
+    for (const struct cdm_fd_driver *d = cdm__fd_drivers; d->id; d++)
+        consider_list(key, d->keys, &best, &best_d);
+    return best;
+}
+
+const char *cdm__param_suggest_for(const struct cdm_drvctx *c,
+                                   const char *key)
+{
+    size_t best_d = limit_for(key) + 1;
+    const char *best = cdm__fd_mistake(key);
+    const struct cdm_param_spec *s;
+
+    if (!c->drv && !c->fd)
+        return cdm__param_suggest(key);
+    /* A common mistake, if what was meant is valid here ("Timeout" is
+     * no BusyTimeout outside SQLite). */
+    if (best) {
+        enum cdm_key_kind k = cdm__key_kind(c, best, &s);
+        if (k == CDM_KEY_CHECKED || k == CDM_KEY_IGNORED)
+            return best;
+        best = NULL;
+    }
+    consider_specs(key, cdm__common_params, &best, &best_d);
+    if (c->drv)
+        consider_specs(key, c->drv->params, &best, &best_d);
+    consider_list(key, cdm__fd_common, &best, &best_d);
+    if (c->fd)
+        consider_list(key, c->fd->keys, &best, &best_d);
     return best;
 }
 
@@ -260,6 +324,8 @@ int cdm_param_is_secret(const char *driver_id, const char *key)
         return 0;
     if ((s = spec_for(driver_id, key)))
         return (s->flags & CDM_PF_SECRET) != 0;
+    if (cdm__fd_any_key(key))
+        return cdm__fd_secret(key);
     /* An unknown key that is a misspelt password is a password. */
     near = cdm__param_suggest(key);
     return near && (s = cdm__param_find(NULL, near)) &&

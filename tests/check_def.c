@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,7 +648,15 @@ START_TEST(test_unknown_driver)
     /* ... and refused when used. */
     ck_connect_fails(m, "Sql", CDM_ERR_DRIVER);
     ck_errmsg_has("Sql");
-    ck_errmsg_has("MSSQL");
+    ck_errmsg_has("DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
+                  "cdm does not support");
+    /* Not FireDAC's either: what cdm has, and why a virtual one fails. */
+    ck_status(cdm_manager_add_def(m, "Odd",
+              PARAMS("DriverID=Nope", "Database=x")), CDM_OK);
+    ck_connect_fails(m, "Odd", CDM_ERR_DRIVER);
+    ck_errmsg_has("unknown DriverID 'Nope' (cdm has PG (also PostgreSQL, "
+                  "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3)");
+    ck_errmsg_has("FireDAC virtual drivers from FDDrivers.ini are not read");
     cdm_manager_free(m);
 }
 END_TEST
@@ -1097,6 +1106,245 @@ START_TEST(test_param_mask)
 }
 END_TEST
 
+/* ------------------------------------------- FireDAC's keys (issue 10) */
+
+/* Every key in the fixture is its driver's: loading logs nothing, and
+ * connecting says the driver is FireDAC's, not unknown. */
+START_TEST(test_firedac_keys_of_drivers_cdm_lacks_silent)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    load(m, "firedac/stock_keys.ini");
+    ck_assert_msg(log.n == 0, "unexpected warning: %s", log.lines[0]);
+    ck_connect_fails(m, "Fb_Stock", CDM_ERR_DRIVER);
+    ck_errmsg_has("stock_keys.ini:7: definition 'Fb_Stock': DriverID FB "
+                  "(Firebird) is a FireDAC driver cdm does not support "
+                  "(cdm has PG, MySQL and SQLite)");
+    ck_connect_fails(m, "Access_Stock", CDM_ERR_DRIVER);
+    ck_errmsg_has("DriverID MSAcc (Microsoft Access) is a FireDAC driver");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_firedac_keys_by_driver_when_added)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    /* Firebird's own keys: silent.  Its Port is not checked as PG's or
+     * MySQL's: FireDAC's to interpret. */
+    ck_status(cdm_manager_add_def(m, "Fb",
+              PARAMS("DriverID=FB", "Database=/srv/x.fdb", "Protocol=TCPIP",
+                     "PageSize=8192", "SQLDialect=3", "Port=3050/x")),
+              CDM_OK);
+    ck_assert_msg(log.n == 0, "unexpected warning: %s", log.lines[0]);
+    /* A key of no driver of FireDAC's: suggestions only from Firebird's. */
+    ck_status(cdm_manager_set_param(m, "Fb", "Timeout", "60"), CDM_OK);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Fb': unknown key Timeout"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "did you mean"), 0);
+    /* SQLite's key in a Firebird definition: another driver's. */
+    ck_status(cdm_manager_set_param(m, "Fb", "BusyTimeout", "5"), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "BusyTimeout is not used by driver FB"),
+                     1);
+    /* In SQLite, "Timeout" is its BusyTimeout; FireDAC's SQLite keys that
+     * cdm does not use are silent. */
+    ck_status(cdm_manager_add_def(m, "Lite",
+              PARAMS(SQLITE_MEM, "Timeout=5", "SharedCache=False",
+                     "StringFormat=Unicode", "VendorLib=sqlite3.dll")), CDM_OK);
+    ck_assert_int_eq(log.n, 3);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Timeout (did you mean "
+                                        "BusyTimeout?)"), 1);
+    ck_connects(m, "Lite");
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_common_mistakes_suggested)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+
+    ck_status(cdm_manager_add_def(m, "Pg",
+              PARAMS("DriverID=PG", "Database=x", "Pooled=True",
+                     "Pooling=True", "User=app", "UserName=app",
+                     "POOL_MaxItems=5", "POOL_MaxSize=5", "Host=db1")),
+              CDM_OK);
+    ck_assert_int_eq(log.n, 6);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Pooling (did you mean "
+                                        "Pooled?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key User (did you mean "
+                                        "User_Name?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key UserName (did you mean "
+                                        "User_Name?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key POOL_MaxItems (did you "
+                                        "mean POOL_MaximumItems?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key POOL_MaxSize (did you "
+                                        "mean POOL_MaximumItems?)"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "unknown key Host (did you mean "
+                                        "Server?)"), 1);
+    /* A mistake is offered only where the right key is valid: SQLite has
+     * no Server. */
+    ck_status(cdm_manager_add_def(m, "Lite", PARAMS(SQLITE_MEM, "Host=db1")),
+              CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Lite': unknown key Host"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "Host (did you mean Server?)"), 1);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_pool_keys_without_pooled_warn_at_load)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+    char where[4200];
+
+    load(m, "firedac/unpooled.ini");
+    snprintf(where, sizeof where, "%s:5: definition 'NotSet': "
+             "POOL_MaximumItems, POOL_ExpireTimeout have no effect: Pooled is "
+             "not set, so connections are not pooled (set Pooled=True to pool "
+             "them)", tu_fixture("firedac/unpooled.ini"));
+    ck_assert_int_eq(tu_log_count(&log, where), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'SetFalse': POOL_MaximumItems has no "
+                                        "effect: Pooled=False"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'Misspelt': POOL_MaximumItems has no "
+                                        "effect: Pooled is not set"), 1);
+    /* With a parent, a definition alone cannot tell: cdm check says. */
+    ck_assert_int_eq(tu_log_count(&log, "Child"), 0);
+    ck_assert_int_eq(tu_log_count(&log, "'Fine'"), 0);
+    ck_assert_int_eq(log.n, 4);
+    /* Added from C, the same rule. */
+    ck_status(cdm_manager_add_def(m, "Api",
+              PARAMS(SQLITE_MEM, "POOL_AcquireTimeout=0")), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "definition 'Api': POOL_AcquireTimeout "
+                                        "has no effect: Pooled is not set"), 1);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_firedac_secrets)
+{
+    ck_assert_int_eq(cdm_param_is_secret("IB", "SEPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("ADS", "TablePassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("DS", "DSProxyPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret(NULL, "DSProxyPassword"), 1);
+    ck_assert_int_eq(cdm_param_is_secret("FB", "Protocol"), 0);
+    ck_assert_int_eq(cdm_param_is_secret("DS", "DSProxyUsername"), 0);
+}
+END_TEST
+
+/* ------------------------------------ Windows paths in SQLite (issue 10) */
+
+/* The fixture copied into a scratch directory: a wrong connect would
+ * create files beside it. */
+static char *copy_fixture(const char *dir, const char *rel)
+{
+    FILE *f = fopen(tu_fixture(rel), "rb");
+    char buf[8192];
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return tu_write(dir, "defs.ini", buf, 0600);
+}
+
+static int entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_sqlite_windows_path_warned_and_refused)
+{
+    struct tu_log log;
+    cdm_manager *m = manager(&log);
+    char *dir = tu_tmpdir();
+    char *path = copy_fixture(dir, "firedac/windows_paths.ini");
+    char want[4200];
+
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    /* A warning at load, with file, line, definition and key. */
+    snprintf(want, sizeof want, "%s:5: definition 'Drive': Database: "
+             "'C:\\Users\\Public\\Documents\\Data\\FDDemo.sdb' is a Windows "
+             "path; SQLite here would create a new, empty database of that "
+             "name", path);
+    ck_assert_int_eq(tu_log_count(&log, want), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'Unc': Database: "
+                                        "'\\\\fileserver\\share\\app.db' is a "
+                                        "Windows path"), 1);
+    ck_assert_int_eq(tu_log_count(&log, "'ForwardSlashes': Database: "
+                                        "'D:/data/app.db' is a Windows path"),
+                     1);
+    ck_assert_int_eq(tu_log_count(&log, "'Relative': Database: 'data\\app.db' "
+                                        "is a Windows path"), 1);
+    /* Not SQLite's: Access's paths are its own business. */
+    ck_assert_int_eq(tu_log_count(&log, "Access"), 0);
+    ck_assert_int_eq(log.n, 4);
+    for (int i = 0; i < log.n; i++)
+        ck_assert_int_eq(log.levels[i], CDM_LOG_WARN);
+
+    /* At connect an error, never a new database named after the path. */
+    ck_connect_fails(m, "Drive", CDM_ERR_INVALID);
+    snprintf(want, sizeof want, "%s:5: definition 'Drive': Database: ", path);
+    ck_errmsg_has(want);
+    ck_errmsg_has("is a Windows path");
+    ck_connect_fails(m, "Unc", CDM_ERR_INVALID);
+    ck_connect_fails(m, "ForwardSlashes", CDM_ERR_INVALID);
+    ck_connect_fails(m, "Relative", CDM_ERR_INVALID);
+    ck_connects(m, "Memory");
+    ck_assert_int_eq(entries(dir), 1);
+
+    /* Added from C it is refused, like any bad value. */
+    ck_status(cdm_manager_add_def(m, "Api",
+              PARAMS("DriverID=SQLite", "Database=C:\\data\\x.db")),
+              CDM_ERR_INVALID);
+    ck_errmsg_has("definition 'Api': Database: 'C:\\data\\x.db' is a Windows "
+                  "path");
+    ck_assert_int_eq(cdm_manager_has_def(m, "Api"), 0);
+    free(path);
+    tu_rmtree(dir);
+    cdm_manager_free(m);
+}
+END_TEST
+
+START_TEST(test_sqlite_windows_path_from_variable_refused)
+{
+    cdm_manager *m = manager(NULL);
+    char *dir = tu_tmpdir();
+    char *path, text[256];
+
+    /* Expanded first, then checked: at connect. */
+    setenv("CDM_TEST_WIN_DB", "E:\\db\\orders.db", 1);
+    snprintf(text, sizeof text,
+             "[Env]\nDriverID=SQLite\nDatabase=$(CDM_TEST_WIN_DB)\n");
+    path = tu_write(dir, "defs.ini", text, 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_connect_fails(m, "Env", CDM_ERR_INVALID);
+    ck_errmsg_has("Database: 'E:\\db\\orders.db' is a Windows path");
+    ck_assert_int_eq(entries(dir), 1);
+    /* A POSIX value from the same variable connects. */
+    setenv("CDM_TEST_WIN_DB", ":memory:", 1);
+    ck_connects(m, "Env");
+    unsetenv("CDM_TEST_WIN_DB");
+    free(path);
+    tu_rmtree(dir);
+    cdm_manager_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("def");
@@ -1138,12 +1386,19 @@ int main(void)
     tcase_add_test(values, test_driver_aliases);
     tcase_add_test(values, test_file_bad_value_fails_only_that_def);
     tcase_add_test(values, test_file_error_names_line_of_inherited_key);
+    tcase_add_test(values, test_sqlite_windows_path_warned_and_refused);
+    tcase_add_test(values, test_sqlite_windows_path_from_variable_refused);
     suite_add_tcase(s, values);
 
     tcase_add_test(keys, test_unknown_keys_warned_with_suggestion);
     tcase_add_test(keys, test_unknown_key_set_param_warns);
     tcase_add_test(keys, test_other_drivers_key_warns_not_checked);
     tcase_add_test(keys, test_ignored_firedac_keys_silent);
+    tcase_add_test(keys, test_firedac_keys_of_drivers_cdm_lacks_silent);
+    tcase_add_test(keys, test_firedac_keys_by_driver_when_added);
+    tcase_add_test(keys, test_common_mistakes_suggested);
+    tcase_add_test(keys, test_pool_keys_without_pooled_warn_at_load);
+    tcase_add_test(keys, test_firedac_secrets);
     suite_add_tcase(s, keys);
 
     tcase_add_test(edit, test_add_def_bad_names);

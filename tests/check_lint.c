@@ -175,7 +175,8 @@ START_TEST(test_every_rule_in_line_order)
     assert_found(&g, 5, 16, W, "Typos", "LockingMode",
                  "repeated in [Typos] (first at line 15)");
     assert_found(&g, 6, 19, E, "Elsewhere", "DriverID",
-                 "unknown DriverID 'MSSQL'");
+                 "DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
+                 "cdm does not support");
     assert_found(&g, 7, 23, E, "Orphan", "ConnectionDef",
                  "parent definition 'Nowhere' not found");
     assert_found(&g, 8, 26, E, "Ping", "ConnectionDef",
@@ -410,8 +411,9 @@ START_TEST(test_bad_numbers_are_errors)
 {
     struct findings g;
 
+    /* Pooled last: the lines stay, and the keys are not unused. */
     check_text("[A]\n" GOOD "POOL_ExpireTimeout=90s\nPOOL_MinimumItems=5000\n"
-               "BusyTimeout=0x10\n", 0600, CDM_ERR_INVALID, &g);
+               "BusyTimeout=0x10\nPooled=True\n", 0600, CDM_ERR_INVALID, &g);
     ck_assert_int_eq(g.n, 3);
     assert_found(&g, 0, 4, E, "A", "POOL_ExpireTimeout",
                  "'90s' is not a whole number");
@@ -462,8 +464,12 @@ START_TEST(test_pool_that_never_gives_is_error)
     check_text("[A]\n" GOOD "Pooled=True\nPOOL_MaximumItems=0\n"
                "\n[NotPooled]\n" GOOD "POOL_MaximumItems=0\n", 0600,
                CDM_ERR_INVALID, &g);
-    ck_assert_int_eq(g.n, 1);
+    /* Not pooled, POOL_MaximumItems=0 is no error; only unused (issue 10:
+     * this was silent). */
+    ck_assert_int_eq(g.n, 2);
     assert_found(&g, 0, 1, E, "A", NULL, "POOL_MaximumItems=0 would never");
+    assert_found(&g, 1, 10, W, "NotPooled", "POOL_MaximumItems",
+                 "POOL_MaximumItems has no effect: Pooled is not set");
 }
 END_TEST
 
@@ -511,7 +517,9 @@ START_TEST(test_firedac_driver_cdm_lacks_is_error)
     check_text("[Sales]\nDatabase=sales\nOSAuthent=Yes\nDriverID=MSSQL\n",
                0600, CDM_ERR_INVALID, &g);
     ck_assert_int_eq(g.n, 1);
-    assert_found(&g, 0, 4, E, "Sales", "DriverID", "unknown DriverID 'MSSQL'");
+    assert_found(&g, 0, 4, E, "Sales", "DriverID",
+                 "DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
+                 "cdm does not support (cdm has PG, MySQL and SQLite)");
 }
 END_TEST
 
@@ -702,6 +710,137 @@ START_TEST(test_check_twice_same_answer)
 }
 END_TEST
 
+/* ------------------------------------- FireDAC files (issue 10, fixtures) */
+
+/* Keys of FireDAC drivers cdm lacks are theirs: only the driver is said. */
+START_TEST(test_firedac_keys_of_drivers_cdm_lacks_are_silent)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/stock_keys.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 4);
+    assert_found(&g, 0, 7, E, "Fb_Stock", "DriverID",
+                 "DriverID FB (Firebird) is a FireDAC driver cdm does not "
+                 "support (cdm has PG, MySQL and SQLite)");
+    assert_found(&g, 1, 19, E, "Mssql_Stock", "DriverID",
+                 "DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver");
+    assert_found(&g, 2, 29, E, "Odbc_Dsn", "DriverID",
+                 "DriverID ODBC (ODBC data source) is a FireDAC driver");
+    assert_found(&g, 3, 36, E, "Access_Stock", "DriverID",
+                 "DriverID MSAcc (Microsoft Access) is a FireDAC driver");
+    /* Not "unknown": FireDAC knows them. */
+    for (int i = 0; i < g.n; i++)
+        ck_assert_ptr_null(strstr(g.f[i].message, "unknown"));
+}
+END_TEST
+
+/* Suggestions come from the definition's own driver, common mistakes
+ * first. */
+START_TEST(test_firedac_suggestions_follow_the_driver)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/typos.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 12);
+    assert_found(&g, 0, 7, W, "Pg", "Pooling",
+                 "unknown key Pooling (did you mean Pooled?)");
+    assert_found(&g, 1, 8, W, "Pg", "User",
+                 "unknown key User (did you mean User_Name?)");
+    assert_found(&g, 2, 9, W, "Pg", "POOL_MaxItems",
+                 "unknown key POOL_MaxItems (did you mean POOL_MaximumItems?)");
+    assert_found(&g, 3, 9, W, "Pg", "POOL_MaxItems",
+                 "POOL_MaxItems, POOL_MaxSize have no effect: Pooled is not "
+                 "set, so connections are not pooled");
+    assert_found(&g, 4, 10, W, "Pg", "POOL_MaxSize",
+                 "unknown key POOL_MaxSize (did you mean POOL_MaximumItems?)");
+    assert_found(&g, 5, 11, W, "Pg", "Timeout",
+                 "unknown key Timeout (did you mean LoginTimeout?)");
+    assert_found(&g, 6, 14, E, "Fb", "DriverID", "is a FireDAC driver");
+    /* Firebird has no BusyTimeout, nor any other *Timeout. */
+    assert_found(&g, 7, 16, W, "Fb", "Timeout", "unknown key Timeout");
+    ck_assert_ptr_null(strstr(g.f[7].message, "did you mean"));
+    assert_found(&g, 8, 17, W, "Fb", "Protocoll",
+                 "unknown key Protocoll (did you mean Protocol?)");
+    assert_found(&g, 9, 22, W, "Lite", "Timeout",
+                 "unknown key Timeout (did you mean BusyTimeout?)");
+    /* FireDAC keys of other drivers. */
+    assert_found(&g, 10, 23, W, "Lite", "OidAsBlob",
+                 "OidAsBlob is not used by driver SQLite");
+    assert_found(&g, 11, 24, W, "Lite", "OSAuthent",
+                 "OSAuthent is not used by driver SQLite");
+}
+END_TEST
+
+START_TEST(test_pool_keys_without_pooled_warn)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/unpooled.ini"), CDM_OK, &g);
+    ck_assert_int_eq(g.n, 5);
+    assert_found(&g, 0, 5, W, "NotSet", "POOL_MaximumItems",
+                 "definition 'NotSet': POOL_MaximumItems, POOL_ExpireTimeout "
+                 "have no effect: Pooled is not set, so connections are not "
+                 "pooled (set Pooled=True to pool them)");
+    assert_found(&g, 1, 12, W, "SetFalse", "POOL_MaximumItems",
+                 "POOL_MaximumItems has no effect: Pooled=False, so "
+                 "connections are not pooled");
+    /* The misspelt Pooled is what this rule is for. */
+    assert_found(&g, 2, 17, W, "Misspelt", "Pooling", "did you mean Pooled?");
+    assert_found(&g, 3, 18, W, "Misspelt", "POOL_MaximumItems",
+                 "POOL_MaximumItems has no effect: Pooled is not set");
+    /* PooledChild inherits Pooled=True: silent.  PlainChild's parent is not
+     * pooled either: found once its chain is resolved. */
+    assert_found(&g, 4, 35, W, "PlainChild", "POOL_MaximumItems",
+                 "POOL_MaximumItems has no effect: Pooled is not set");
+}
+END_TEST
+
+START_TEST(test_driver_ids_cdm_lacks_say_why)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/drivers.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 3);
+    /* A virtual driver from FDDrivers.ini: named after its base. */
+    assert_found(&g, 0, 3, E, "Virtual", "DriverID",
+                 "unknown DriverID 'MYSQL5' (cdm has PG (also PostgreSQL, "
+                 "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3); "
+                 "FireDAC virtual drivers from FDDrivers.ini are not read: if "
+                 "'MYSQL5' is one based on MySQL, write DriverID=MySQL)");
+    assert_found(&g, 1, 8, E, "Invented", "DriverID",
+                 "unknown DriverID 'Nope' (cdm has PG (also PostgreSQL, "
+                 "Postgres), MySQL (also MariaDB) and SQLite (also SQLite3); "
+                 "FireDAC virtual drivers from FDDrivers.ini are not read)");
+    assert_found(&g, 2, 13, E, "SqlServer", "DriverID",
+                 "DriverID MSSQL (Microsoft SQL Server) is a FireDAC driver "
+                 "cdm does not support");
+    /* DriverID=MYSQL is MySQL: [Upper] is clean. */
+}
+END_TEST
+
+START_TEST(test_sqlite_windows_paths_are_errors)
+{
+    struct findings g;
+
+    check(tu_fixture("firedac/windows_paths.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 5);
+    assert_found(&g, 0, 5, E, "Drive", "Database",
+                 "definition 'Drive': Database: "
+                 "'C:\\Users\\Public\\Documents\\Data\\FDDemo.sdb' is a Windows "
+                 "path; SQLite here would create a new, empty database of that "
+                 "name (write a POSIX path, absolute or relative to the "
+                 "definition file)");
+    assert_found(&g, 1, 9, E, "Unc", "Database",
+                 "'\\\\fileserver\\share\\app.db' is a Windows path");
+    assert_found(&g, 2, 13, E, "ForwardSlashes", "Database",
+                 "'D:/data/app.db' is a Windows path");
+    assert_found(&g, 3, 17, E, "Relative", "Database",
+                 "'data\\app.db' is a Windows path");
+    /* Posix and :memory: are clean; Access is not SQLite. */
+    assert_found(&g, 4, 28, E, "Access", "DriverID", "is a FireDAC driver");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lint");
@@ -714,6 +853,7 @@ int main(void)
     TCase *inherit = tcase_create("inheritance");
     TCase *vars = tcase_create("variables");
     TCase *api = tcase_create("api");
+    TCase *firedac = tcase_create("FireDAC files");
 
     tcase_add_test(files, test_clean_file_has_no_findings);
     tcase_add_test(files, test_every_rule_in_line_order);
@@ -774,6 +914,13 @@ int main(void)
     tcase_add_test(api, test_null_arguments);
     tcase_add_test(api, test_check_twice_same_answer);
     suite_add_tcase(s, api);
+
+    tcase_add_test(firedac, test_firedac_keys_of_drivers_cdm_lacks_are_silent);
+    tcase_add_test(firedac, test_firedac_suggestions_follow_the_driver);
+    tcase_add_test(firedac, test_pool_keys_without_pooled_warn);
+    tcase_add_test(firedac, test_driver_ids_cdm_lacks_say_why);
+    tcase_add_test(firedac, test_sqlite_windows_paths_are_errors);
+    suite_add_tcase(s, firedac);
 
     return tu_run(s);
 }

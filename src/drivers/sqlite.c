@@ -21,7 +21,30 @@ static const char *const sync_modes[] = { "Off", "Normal", "Full", "Extra",
                                           NULL };
 static const char *const locking_modes[] = { "Normal", "Exclusive", NULL };
 
+/* C:\data\x.db, C:x.db, \\server\share\x.db, data\x.db: a
+ * FireDAC file written on Windows.  Here the name is a legal file name,
+ * so SQLite would create an empty database called that, and the program
+ * would run against it as if all were well: refused instead.  A backslash
+ * is taken for a Windows separator wherever it is; POSIX allows it in a
+ * name, but no one means that in a definition. */
+static int check_db_path(const char *where, const char *key,
+                         const char *value)
+{
+    unsigned char c = (unsigned char)value[0];
+
+    if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z' && value[1] == ':') ||
+          strchr(value, '\\')))
+        return CDM_OK;
+    return cdm__fail(CDM_ERR_INVALID,
+                     "%s: %s: '%.160s' is a Windows path; SQLite here would "
+                     "create a new, empty database of that name (write a "
+                     "POSIX path, absolute or relative to the definition "
+                     "file)", where, key, value);
+}
+
 static const struct cdm_param_spec sqlite_params[] = {
+    /* Required through the common table; checked further here. */
+    { "Database",     NULL,         CDM_P_STRING, 0, 0, NULL, 0, check_db_path },
     { "OpenMode",     "CreateUTF8", CDM_P_ENUM, 0, 0, open_modes, 0, NULL },
     { "BusyTimeout",  "10000",      CDM_P_INT, 0, INT_MAX, NULL, 0, NULL },
     { "JournalMode",  NULL,         CDM_P_ENUM, 0, 0, journal_modes, 0, NULL },
