@@ -78,6 +78,41 @@ static int sq_run(sqlite3 *db, const char *sql)
     return rc == SQLITE_OK ? CDM_OK : sq_fail(db, rc);
 }
 
+/* PRAGMA journal_mode=X takes an exclusive lock.  When several
+ * connections open a new file at once, SQLite refuses the switch at once
+ * with SQLITE_BUSY where waiting could deadlock (each holds a shared lock
+ * and wants to upgrade), busy timeout or not; seen with 12 threads opening
+ * one new WAL file.  So nothing is written when the file is in that mode
+ * already (the usual case: WAL is kept in the file), and a refused switch
+ * is tried again, a millisecond apart, for up to BusyTimeout. */
+static int set_journal_mode(sqlite3 *db, const char *mode, int busy_ms)
+{
+    int64_t deadline = cdm__now_ms() + busy_ms;
+    char sql[64];
+    int rc;
+
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        bool same = false;
+        if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            const char *cur = (const char *)sqlite3_column_text(st, 0);
+            same = cur && cdm__streq_nocase(cur, mode);
+        }
+        sqlite3_finalize(st);
+        if (same)
+            return CDM_OK;
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return CDM_OK;
+        if ((rc & 0xff) != SQLITE_BUSY || cdm__now_ms() >= deadline)
+            return sq_fail(db, rc);
+        sqlite3_sleep(1);
+    }
+}
+
 /* "Database" made absolute against the directory of the file that set it,
  * so a definition works whatever the program's working directory. */
 static char *db_path(const struct cdm_resolved *r)
@@ -149,10 +184,8 @@ static int sq_connect(const struct cdm_resolved *r, void **out)
         snprintf(sql, sizeof sql, "PRAGMA locking_mode=%s", v);
         rc = sq_run(db, sql);
     }
-    if (rc == CDM_OK && (v = cdm__rget(r, "JournalMode"))) {
-        snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", v);
-        rc = sq_run(db, sql);
-    }
+    if (rc == CDM_OK && (v = cdm__rget(r, "JournalMode")))
+        rc = set_journal_mode(db, v, (int)cdm__rget_int(r, "BusyTimeout"));
     if (rc == CDM_OK && (v = cdm__rget(r, "Synchronous"))) {
         snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", v);
         rc = sq_run(db, sql);
