@@ -49,6 +49,19 @@ bool cdm__streq_nocase(const char *a, const char *b);
 size_t cdm__distance(const char *a, const char *b, size_t limit);
 /* Trims blanks (space, tab, CR) at both ends of [*s, *s + *n). */
 void cdm__trim(const char **s, size_t *n);
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if the
+ * bytes there are not one. */
+size_t cdm__utf8_len(const char *s, size_t n);
+/* Offset of the first control character (below 0x20, or 0x7f) or byte
+ * of invalid UTF-8 in [s, s + n); n if there is none. */
+size_t cdm__text_bad(const char *s, size_t n);
+/* Copies `src` into `dst` (size `cap`, at least 1) as one printable
+ * line: line breaks with the blanks around them become "; ", a tab a
+ * blank, other control bytes and invalid UTF-8 "\xNN"; never cuts an
+ * escape or a character in two.  Every message and log line goes
+ * through it, so that no driver text or file byte breaks a log line or
+ * reaches a terminal raw. */
+void cdm__oneline(char *dst, size_t cap, const char *src);
 
 /* A growable string; on allocation failure `failed` is set and further
  * appends do nothing, so callers check once at the end. */
@@ -364,6 +377,8 @@ int cdm__def_check_value(const struct cdm_def *d, const char *where,
 /* Rules across keys the definition sets itself (POOL_MinimumItems at
  * most POOL_MaximumItems). */
 int cdm__def_check_pair(const struct cdm_def *d);
+/* Longest definition name. */
+#define CDM_NAME_MAX 255
 bool cdm__name_valid(const char *name);
 bool cdm__key_valid(const char *key);
 
@@ -527,6 +542,11 @@ struct cdm_loaded {
     struct cdm_notes notes;
 };
 int cdm__load(const char *path, struct cdm_loaded *l);
+/* FireDAC's header sections, never definitions: [FDConnectionDefs.ini]
+ * and, copied by mistake from the driver file, [FDDrivers.ini]. */
+#define CDM_HEADER_SECTION "FDConnectionDefs.ini"
+#define CDM_DRIVERS_HEADER "FDDrivers.ini"
+bool cdm__is_header(const char *name);
 /* The same from a file already parsed (taken: freed, also on failure),
  * every warning to `warn` instead of l->notes. */
 int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,

@@ -13,14 +13,15 @@
 void cdm__sink_log(const struct cdm_log_sink *sink, int level,
                    const char *fmt, ...)
 {
-    char text[1024];
+    char raw[1024], text[1024];
     va_list ap;
 
     if (!sink || !sink->fn)
         return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    cdm__oneline(text, sizeof text, raw);
     sink->fn(sink->ctx, level, text);
 }
 

@@ -141,12 +141,13 @@ bool cdm__name_valid(const char *name)
     size_t n = name ? strlen(name) : 0;
 
     /* Must survive a round trip through a [section] line. */
-    if (n == 0 || n > 255 || name[0] == ' ' || name[n - 1] == ' ' ||
+    if (n == 0 || n > CDM_NAME_MAX || name[0] == ' ' || name[n - 1] == ' ' ||
         name[0] == ';' || name[0] == '#')
         return false;
+    if (cdm__text_bad(name, n) != n)
+        return false;
     for (const char *p = name; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '[' || *p == ']' ||
-            *p == ':')
+        if (*p == '[' || *p == ']' || *p == ':')
             return false;
     return true;
 }
@@ -157,8 +158,10 @@ bool cdm__key_valid(const char *key)
 
     if (n == 0 || n > 64 || key[0] == '[' || key[0] == ';' || key[0] == '#')
         return false;
+    if (cdm__text_bad(key, n) != n)
+        return false;
     for (const char *p = key; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '=' || *p == ':')
+        if (*p == ' ' || *p == '=' || *p == ':')
             return false;
     return true;
 }

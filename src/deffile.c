@@ -35,7 +35,6 @@
 
 /* iniparser 4.1's longest line (see ini.c). */
 #define LINE_MAX_LEN 1022
-#define HEADER_SECTION "FDConnectionDefs.ini"
 #define BOM "\xEF\xBB\xBF"
 #define TMP_TAG ".cdm-tmp."
 
@@ -456,9 +455,9 @@ static int check_name(const cdm_deffile *f, const char *name)
                          "characters, no '[', ']', ':', line break or "
                          "control character, no blank at either end)",
                          f->path, name ? name : "(null)");
-    if (cdm__streq_nocase(name, HEADER_SECTION))
+    if (cdm__is_header(name))
         return cdm__fail(CDM_ERR_INVALID,
-                         "%s: [%s] is the file's header section, not a "
+                         "%s: [%s] is a FireDAC header section, not a "
                          "definition", f->path, name);
     return CDM_OK;
 }
@@ -679,7 +678,7 @@ int cdm_deffile_names(cdm_deffile *f, char ***names, size_t *count)
     if (!(v = calloc(f->ndefs + 1, sizeof *v)))
         return cdm__nomem();
     for (size_t i = 0; i < f->ndefs; i++) {
-        if (cdm__streq_nocase(f->defs[i]->name, HEADER_SECTION))
+        if (cdm__is_header(f->defs[i]->name))
             continue;
         if (!(v[n++] = cdm__strdup(f->defs[i]->name))) {
             cdm_strv_free(v);

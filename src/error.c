@@ -27,7 +27,10 @@ const char *cdm_errmsg(void)
 
 int cdm__vfail(int status, const char *fmt, va_list ap)
 {
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char text[CDM_MSG_MAX];
+
+    vsnprintf(text, sizeof text, fmt, ap);
+    cdm__oneline(msg, sizeof msg, text);
     return status;
 }
 
@@ -60,14 +63,15 @@ int cdm__nomem(void)
 
 void cdm__errprefix(const char *fmt, ...)
 {
-    char old[CDM_MSG_MAX];
+    char old[CDM_MSG_MAX], text[CDM_MSG_MAX];
     va_list ap;
     int n;
 
     memcpy(old, msg, sizeof old);
     va_start(ap, fmt);
-    n = vsnprintf(msg, sizeof msg, fmt, ap);
+    n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof msg)
-        snprintf(msg + n, sizeof msg - (size_t)n, "%s", old);
+    if (n >= 0 && (size_t)n < sizeof text)
+        snprintf(text + n, sizeof text - (size_t)n, "%s", old);
+    cdm__oneline(msg, sizeof msg, text);
 }

@@ -380,10 +380,24 @@ static int scan_value(struct cdm_ini *ini, int line, const char *key,
     return CDM_OK;
 }
 
+/* A name with a control character or invalid UTF-8 in it: refused, and
+ * not quoted back (it could be a terminal escape); the offending byte is
+ * shown as a number. */
+static int unprintable(struct cdm_ini *ini, int line, const char *what,
+                       const char *s, size_t at)
+{
+    unsigned char c = (unsigned char)s[at];
+
+    return syntax(ini, line, "%s has %s (byte %zu of the name is 0x%02x); "
+                  "names must be printable UTF-8", what,
+                  c < 0x20 || c == 0x7f ? "a control character"
+                                        : "invalid UTF-8", at + 1, c);
+}
+
 static int scan_line(struct cdm_ini *ini, int line, const char *s, size_t n)
 {
     const char *eq, *key, *val;
-    size_t klen, vlen;
+    size_t klen, vlen, bad;
 
     strip(&s, &n);
     if (n == 0 || s[0] == ';' || s[0] == '#')
@@ -396,6 +410,11 @@ static int scan_line(struct cdm_ini *ini, int line, const char *s, size_t n)
         strip(&name, &nn);
         if (nn == 0)
             return syntax(ini, line, "empty section name");
+        if ((bad = cdm__text_bad(name, nn)) < nn)
+            return unprintable(ini, line, "section name", name, bad);
+        if (nn > CDM_NAME_MAX)
+            return syntax(ini, line, "section name longer than %d "
+                          "characters", CDM_NAME_MAX);
         if (memchr(name, '[', nn) || memchr(name, ']', nn))
             return syntax(ini, line, "'[' or ']' inside a section name");
         /* iniparser stores keys as "section:key"; a ':' would collide. */
@@ -412,6 +431,8 @@ static int scan_line(struct cdm_ini *ini, int line, const char *s, size_t n)
     strip(&key, &klen);
     if (klen == 0)
         return syntax(ini, line, "missing key name before '='");
+    if ((bad = cdm__text_bad(key, klen)) < klen)
+        return unprintable(ini, line, "key name", key, bad);
     if (memchr(key, ':', klen))
         return syntax(ini, line, "':' inside key name %.*s", (int)klen, key);
     if (ini->nsections == 0)
@@ -516,8 +537,9 @@ static int read_all(const char *path, int fd, char **out, size_t *len)
             break;
         if (b.len + (size_t)n > INI_MAX_SIZE) {
             cdm__buf_free(&b);
-            return cdm__fail(CDM_ERR_IO, "%s: larger than %u bytes", path,
-                             INI_MAX_SIZE);
+            return cdm__fail(CDM_ERR_IO, "%s: grew past %u MiB while "
+                             "read; a definition file may have at most that",
+                             path, INI_MAX_SIZE >> 20);
         }
         cdm__buf_add(&b, chunk, (size_t)n);
     }
@@ -595,7 +617,10 @@ static int file_read(const char *path, char **buf, size_t *len,
 {
     int fd, rc;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer; it is refused
+     * below like anything else that is not a regular file.  Reads of a
+     * regular file ignore the flag. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return cdm__fail(CDM_ERR_IO, "%s: %s", path, strerror(errno));
     if (fstat(fd, st) != 0) {
@@ -605,7 +630,19 @@ static int file_read(const char *path, char **buf, size_t *len,
     }
     if (!S_ISREG(st->st_mode)) {
         close(fd);
-        return cdm__fail(CDM_ERR_IO, "%s: not a regular file", path);
+        return cdm__fail(CDM_ERR_IO, "%s: not a regular file (%s)", path,
+                         S_ISDIR(st->st_mode)    ? "a directory"
+                         : S_ISFIFO(st->st_mode) ? "a FIFO"
+                         : S_ISCHR(st->st_mode)  ? "a character device"
+                         : S_ISBLK(st->st_mode)  ? "a block device"
+                         : S_ISSOCK(st->st_mode) ? "a socket"
+                                                 : "not a file");
+    }
+    if (st->st_size > (off_t)INI_MAX_SIZE) {
+        close(fd);
+        return cdm__fail(CDM_ERR_IO, "%s: %lld bytes; a definition file may "
+                         "have at most %u MiB", path,
+                         (long long)st->st_size, INI_MAX_SIZE >> 20);
     }
     if (!any && (rc = cdm__file_insecure(path, st)) != CDM_OK) {
         close(fd);

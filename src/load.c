@@ -59,6 +59,29 @@ static const struct cdm_kv *literal_password(const struct cdm_def *d)
     return NULL;
 }
 
+bool cdm__is_header(const char *name)
+{
+    return cdm__streq_nocase(name, CDM_HEADER_SECTION) ||
+           cdm__streq_nocase(name, CDM_DRIVERS_HEADER);
+}
+
+/* [FDDrivers.ini] at the top of a definition file: the header of
+ * FireDAC's other file, copied by mistake.  FireDAC reads it as a
+ * definition without a DriverID; cdm skips it, and says so. */
+static void wrong_header(const struct cdm_ini_section *s, const char *path,
+                         cdm_warn_fn warn, void *ctx)
+{
+    struct cdm_issue is = { .level = CDM_LOG_WARN, .line = s->line };
+    char text[768];
+
+    snprintf(text, sizeof text,
+             "%s:%d: [%s] is the header of FireDAC's driver file, not of a "
+             "definition file ([%s]); skipped, with its keys",
+             path, s->line, s->name, CDM_HEADER_SECTION);
+    is.text = text;
+    warn(ctx, &is);
+}
+
 int cdm__load(const char *path, struct cdm_loaded *l)
 {
     struct cdm_ini *ini;
@@ -91,7 +114,7 @@ int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
             .level = CDM_LOG_WARN, .line = w->line, .key = w->key,
             .text = w->text,
         };
-        if (w->section && !cdm__streq_nocase(w->section, "FDConnectionDefs.ini"))
+        if (w->section && !cdm__is_header(w->section))
             is.def = w->section;
         warn(ctx, &is);
     }
@@ -100,8 +123,11 @@ int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
         struct cdm_ini_section *s = &ini->sections[i];
         const struct cdm_kv *pw;
         struct cdm_def *d;
-        if (cdm__streq_nocase(s->name, "FDConnectionDefs.ini"))
-            continue; /* FireDAC's header section, not a definition */
+        if (cdm__is_header(s->name)) {
+            if (!cdm__streq_nocase(s->name, CDM_HEADER_SECTION))
+                wrong_header(s, l->src->path, warn, ctx);
+            continue;
+        }
         if (!(d = cdm__def_new(s->name, l->src, s->line))) {
             rc = cdm__nomem();
             goto out;

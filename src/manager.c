@@ -28,7 +28,7 @@ void cdm__log(cdm_manager *m, int level, const char *fmt, ...)
 {
     cdm_log_fn fn;
     void *user;
-    char text[1024];
+    char raw[1024], text[1024];
     va_list ap;
 
     pthread_mutex_lock(&m->log_lock);
@@ -38,8 +38,9 @@ void cdm__log(cdm_manager *m, int level, const char *fmt, ...)
     if (!fn)
         return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    cdm__oneline(text, sizeof text, raw);
     fn(level, text, user);
 }
 

@@ -171,3 +171,95 @@ void cdm_strv_free(char **v)
         free(*p);
     free(v);
 }
+
+/* ------------------------------------------------------- printable text */
+
+size_t cdm__utf8_len(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len;
+    uint32_t c;
+
+    if (n == 0)
+        return 0;
+    if (u[0] < 0x80)
+        return 1;
+    if (u[0] >= 0xc2 && u[0] <= 0xdf)
+        len = 2, c = u[0] & 0x1f;
+    else if (u[0] >= 0xe0 && u[0] <= 0xef)
+        len = 3, c = u[0] & 0x0f;
+    else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+        len = 4, c = u[0] & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (u[i] & 0x3f);
+    }
+    /* Overlong forms, UTF-16 surrogates and beyond U+10FFFF. */
+    if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+        (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+        return 0;
+    return len;
+}
+
+size_t cdm__text_bad(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len;
+        if (c < 0x20 || c == 0x7f)
+            return i;
+        if (!(len = cdm__utf8_len(s + i, n - i)))
+            return i;
+        i += len;
+    }
+    return n;
+}
+
+void cdm__oneline(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0, n = strlen(src), i = 0;
+
+    while (i < n) {
+        unsigned char c = (unsigned char)src[i];
+        char esc[5];
+        const char *piece = esc;
+        size_t len = 1, plen;
+
+        if (c == '\n' || c == '\r') {
+            /* The break and the blanks on both sides: "; " between two
+             * pieces of text, nothing at the end. */
+            while (o > 0 && dst[o - 1] == ' ')
+                o--;
+            while (i < n && strchr("\r\n\t ", src[i]))
+                i++;
+            if (i == n || o == 0)
+                continue;
+            /* After a ':' or ';' a blank is enough. */
+            if (dst[o - 1] == ':' || dst[o - 1] == ';')
+                piece = " ", plen = 1, len = 0;
+            else
+                piece = "; ", plen = 2, len = 0;
+        } else if (c == '\t') {
+            piece = " ", plen = 1;
+        } else if (c < 0x20 || c == 0x7f ||
+                   !(len = cdm__utf8_len(src + i, n - i))) {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            plen = 4, len = 1;
+        } else {
+            piece = src + i, plen = len;
+        }
+        if (o + plen >= cap)
+            break;
+        memcpy(dst + o, piece, plen);
+        o += plen;
+        i += len;
+    }
+    dst[o] = '\0';
+}

@@ -560,6 +560,260 @@ START_TEST(test_directory_path)
 }
 END_TEST
 
+/* ---------------------------------------------------- any bytes, any size */
+
+/* The thread's message is one printable line: no byte below 0x20, no DEL,
+ * valid UTF-8 (a terminal escape in a file never reaches a log raw). */
+static void assert_errmsg_printable(void)
+{
+    const unsigned char *p = (const unsigned char *)cdm_errmsg();
+
+    for (; *p; p++)
+        ck_assert_msg(*p >= 0x20 && *p != 0x7f,
+                      "byte 0x%02x in message '%s'", *p, cdm_errmsg());
+    ck_assert_msg(tu_utf8_valid(cdm_errmsg()), "invalid UTF-8 in '%s'",
+                  cdm_errmsg());
+}
+
+/* A definition file that serves one definition, Live, loaded into m. */
+static char *write_live(const char *dir, const char *name)
+{
+    return tu_write(dir, name, "[Live]\nDriverID=SQLite\nDatabase=:memory:\n",
+                    0600);
+}
+
+/* m still serves Live, as loaded from the file before. */
+static void assert_live_serves(cdm_manager *m)
+{
+    cdm_conn *c = NULL;
+
+    assert_names(m, LIST("Live"));
+    ck_status(cdm_connect(m, "Live", &c), CDM_OK);
+    ck_status(cdm_exec(c, "SELECT 1", NULL, 0, NULL), CDM_OK);
+    cdm_disconnect(c);
+}
+
+START_TEST(test_fifo_refused_without_waiting)
+{
+    char *dir = tu_tmpdir(), *path = write_live(dir, "live.ini"), fifo[4200];
+    cdm_manager *m = new_manager();
+
+    /* Nobody ever opens the FIFO for writing: a loader that opened it
+     * before looking would wait for ever (the test's timeout). */
+    snprintf(fifo, sizeof fifo, "%s/fifo.ini", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    assert_load_fails(fifo, CDM_ERR_IO, LIST(fifo, "not a regular file",
+                                             "FIFO"), NONE, NONE);
+    /* The same under a reload: the file replaced by a FIFO. */
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(rename(fifo, path), 0);
+    ck_status(cdm_manager_reload(m), CDM_ERR_IO);
+    ck_errmsg_has("FIFO");
+    assert_live_serves(m);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_device_refused)
+{
+    assert_load_fails("/dev/zero", CDM_ERR_IO,
+                      LIST("/dev/zero", "character device"), NONE, NONE);
+    assert_load_fails("/dev/null", CDM_ERR_IO,
+                      LIST("/dev/null", "character device"), NONE, NONE);
+}
+END_TEST
+
+START_TEST(test_symlink_loop_refused)
+{
+    char *dir = tu_tmpdir(), a[4200], b[4200];
+
+    snprintf(a, sizeof a, "%s/a.ini", dir);
+    snprintf(b, sizeof b, "%s/b.ini", dir);
+    ck_assert_int_eq(symlink(b, a), 0);
+    ck_assert_int_eq(symlink(a, b), 0);
+    assert_load_fails(a, CDM_ERR_IO, LIST(a, strerror(ELOOP)), NONE, NONE);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* 50 MB, over the 16 MiB cap: refused from its size, before any read
+ * (the file is sparse, so this costs no disk). */
+START_TEST(test_file_over_size_cap_refused)
+{
+    char *dir = tu_tmpdir(), *path = write_live(dir, "big.ini");
+    cdm_manager *m = new_manager();
+
+    ck_assert_int_eq(truncate(path, 50000000), 0);
+    assert_load_fails(path, CDM_ERR_IO, LIST(path, "50000000 bytes",
+                                             "at most 16 MiB"), NONE, NONE);
+    /* A reload of a file that grew past the cap keeps what it had. */
+    ck_assert_int_eq(truncate(path, 0), 0);
+    free(path);
+    path = write_live(dir, "big.ini");
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(truncate(path, 50000000), 0);
+    ck_status(cdm_manager_reload(m), CDM_ERR_IO);
+    ck_errmsg_has("at most 16 MiB");
+    assert_live_serves(m);
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* The file goes between two reloads (an editor's delete-and-write, a
+ * deploy): the reload fails naming it, and the definitions keep serving. */
+START_TEST(test_vanished_file_on_reload)
+{
+    char *dir = tu_tmpdir(), *path = write_live(dir, "live.ini");
+    cdm_manager *m = new_manager();
+
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_status(cdm_manager_reload(m), CDM_ERR_IO);
+    ck_errmsg_has(path);
+    ck_errmsg_has(strerror(ENOENT));
+    assert_live_serves(m);
+    /* Back again: the next reload reads it. */
+    free(path);
+    path = tu_write(dir, "live.ini", "[Live]\nDriverID=SQLite\n"
+                    "Database=:memory:\nBusyTimeout=5\n", 0600);
+    ck_status(cdm_manager_reload(m), CDM_OK);
+    assert_param(m, "Live", "BusyTimeout", "5");
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* Section and key names from a file with control characters or invalid
+ * UTF-8 are refused, by line, and the bytes are not quoted back. */
+START_TEST(test_unprintable_names_refused)
+{
+    static const struct {
+        const char *text, *what;
+    } cases[] = {
+        { "[Live]\nDriverID=SQLite\n[A\x1b[31mB]\nDriverID=SQLite\n",
+          "section name has a control character" },
+        { "[Live]\nDriverID=SQLite\n[caf\xe9]\nDriverID=SQLite\n",
+          "section name has invalid UTF-8" },
+        { "[Live]\nDriverID=SQLite\n[\xc0\xaf]\nDriverID=SQLite\n",
+          "section name has invalid UTF-8" },  /* overlong '/' */
+        { "[Live]\nDriverID=SQLite\n[A\x7f]\nDriverID=SQLite\n",
+          "section name has a control character" },
+        { "[Live]\nDriverID=SQLite\nPass\x1b]0;pwned\x07word=x\n",
+          "key name has a control character" },
+        { "[Live]\nDriverID=SQLite\nK\xff=x\n", "key name has invalid UTF-8" },
+    };
+    char *dir = tu_tmpdir();
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *path = tu_write(dir, "names.ini", cases[i].text, 0600), at[4300];
+        snprintf(at, sizeof at, "%s:3:", path);
+        assert_load_fails(path, CDM_ERR_PARSE, LIST(at, cases[i].what),
+                          LIST("pwned", "caf", "31m"), LIST("Live"));
+        assert_errmsg_printable();
+        free(path);
+    }
+    /* Printable UTF-8 is fine. */
+    {
+        char *path = tu_write(dir, "names.ini", "[Caf\xc3\xa9_\xe2\x82\xac]\n"
+                              "DriverID=SQLite\nDatabase=:memory:\n", 0600);
+        cdm_manager *m = new_manager();
+        ck_status(cdm_manager_load_file(m, path), CDM_OK);
+        assert_names(m, LIST("Caf\xc3\xa9_\xe2\x82\xac"));
+        cdm_manager_free(m);
+        free(path);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* iniparser looks keys up as "section:key" in 1,024 bytes and cut longer
+ * ones, so two long keys read the same value.  cdm reads each its own, or
+ * refuses the name. */
+START_TEST(test_long_names_read_right_or_refused)
+{
+    char *dir = tu_tmpdir(), name[300], key[800], text[4096], *path;
+    cdm_manager *m = new_manager();
+    char *v = NULL;
+
+    memset(name, 'N', 250);
+    name[250] = '\0';
+    memset(key, 'k', 760);
+    key[760] = '\0';
+    snprintf(text, sizeof text, "[%s]\nDriverID=SQLite\nDatabase=:memory:\n"
+             "%s1=first\n%s2=second\n", name, key, key);
+    path = tu_write(dir, "long.ini", text, 0600);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    /* The API's keys are at most 64 characters: these are read, but only
+     * cdm check and the warnings see them. */
+    ck_status(cdm_manager_get_param(m, name, "Database", &v), CDM_OK);
+    ck_assert_str_eq(v, ":memory:");
+    cdm_free(v);
+    cdm_manager_free(m);
+    free(path);
+
+    /* A name longer than a definition name may be. */
+    memset(name, 'N', 256);
+    name[256] = '\0';
+    snprintf(text, sizeof text, "[%s]\nDriverID=SQLite\n", name);
+    path = tu_write(dir, "long.ini", text, 0600);
+    assert_load_fails(path, CDM_ERR_PARSE,
+                      LIST("long.ini:1:", "longer than 255"), LIST("NNNN"),
+                      NONE);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* Random bytes and mangled good files: a clean error or a load, never a
+ * crash (the sanitizer builds run this too), and always a printable
+ * message.  Fixed seeds: the same files every run. */
+START_TEST(test_garbage_never_crashes)
+{
+    static const char good[] =
+        "\xef\xbb\xbf[FDConnectionDefs.ini]\nEncoding=UTF8\n\n[A]\n"
+        "DriverID=SQLite\nDatabase=\"a b.db\" ; c\nPooled=True\n"
+        "POOL_MaximumItems=4\n[B]\nConnectionDef=A\nUser_Name=u\\\n x\n";
+    char *dir = tu_tmpdir(), buf[2048];
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 400; round++) {
+        size_t n;
+        char *path;
+        cdm_manager *m = new_manager();
+        int rc;
+        if (round < 200) {
+            n = (size_t)(rand_r(&seed) % sizeof buf);
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (char)rand_r(&seed);
+        } else {
+            n = sizeof good - 1;
+            memcpy(buf, good, n);
+            for (int k = 0; k < 1 + round % 4; k++)
+                buf[rand_r(&seed) % n] = (char)rand_r(&seed);
+        }
+        path = tu_write_bytes(dir, "g.ini", buf, n, 0600);
+        rc = cdm_manager_load_file(m, path);
+        ck_assert_msg(rc == CDM_OK || rc == CDM_ERR_PARSE ||
+                      rc == CDM_ERR_INVALID || rc == CDM_ERR_EXISTS,
+                      "round %d: status %d: %s", round, rc, cdm_errmsg());
+        if (rc != CDM_OK) {
+            ck_assert_msg(strstr(cdm_errmsg(), path), "round %d: '%s'",
+                          round, cdm_errmsg());
+            assert_errmsg_printable();
+            ck_assert_uint_eq(def_count(m), 0);
+        }
+        cdm_manager_free(m);
+        free(path);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* ----------------------------------------------- names across files */
 
 START_TEST(test_name_in_two_files)
@@ -949,6 +1203,7 @@ int main(void)
     TCase *good = tcase_create("good");
     TCase *bad = tcase_create("bad");
     TCase *files = tcase_create("files");
+    TCase *limits = tcase_create("limits");
     TCase *warn = tcase_create("warnings");
     TCase *security = tcase_create("security");
     TCase *threads = tcase_create("threads");
@@ -989,8 +1244,17 @@ int main(void)
     tcase_add_test(bad, test_backslash_on_last_line);
     tcase_add_test(bad, test_line_length_limit_exact);
     tcase_add_test(bad, test_missing_file);
+    tcase_add_test(limits, test_fifo_refused_without_waiting);
+    tcase_add_test(limits, test_device_refused);
+    tcase_add_test(limits, test_symlink_loop_refused);
+    tcase_add_test(limits, test_file_over_size_cap_refused);
+    tcase_add_test(limits, test_vanished_file_on_reload);
+    tcase_add_test(limits, test_unprintable_names_refused);
+    tcase_add_test(limits, test_long_names_read_right_or_refused);
+    tcase_add_test(limits, test_garbage_never_crashes);
     tcase_add_test(bad, test_directory_path);
     suite_add_tcase(s, bad);
+    suite_add_tcase(s, limits);
 
     tcase_add_test(files, test_name_in_two_files);
     tcase_add_test(files, test_same_file_twice);

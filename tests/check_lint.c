@@ -841,6 +841,37 @@ START_TEST(test_sqlite_windows_paths_are_errors)
 }
 END_TEST
 
+/* [FDDrivers.ini] (the driver file's header) is skipped with a word, not
+ * read as a definition without DriverID; a blank SQLite Database is an
+ * error where it is written, not only at connect. */
+START_TEST(test_wrong_header_and_blank_sqlite_database)
+{
+    struct findings g;
+    cdm_manager *m = NULL;
+    char **names = NULL;
+    size_t n = 0;
+
+    check(tu_fixture("firedac/wrong_header.ini"), CDM_ERR_INVALID, &g);
+    ck_assert_int_eq(g.n, 2);
+    assert_found(&g, 0, 1, W, NULL, NULL,
+                 "[FDDrivers.ini] is the header of FireDAC's driver file, "
+                 "not of a definition file ([FDConnectionDefs.ini]); "
+                 "skipped, with its keys");
+    assert_found(&g, 1, 13, E, "Blank", "Database",
+                 "definition 'Blank': Database is empty (give a file or "
+                 ":memory:)");
+    ck_status(cdm_manager_new(&m), CDM_OK);
+    ck_status(cdm_manager_load_file(m, tu_fixture("firedac/wrong_header.ini")),
+              CDM_OK);
+    ck_status(cdm_manager_def_names(m, &names, &n), CDM_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(names[0], "Lite");
+    ck_assert_str_eq(names[1], "Blank");
+    cdm_strv_free(names);
+    cdm_manager_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lint");
@@ -920,6 +951,7 @@ int main(void)
     tcase_add_test(firedac, test_pool_keys_without_pooled_warn);
     tcase_add_test(firedac, test_driver_ids_cdm_lacks_say_why);
     tcase_add_test(firedac, test_sqlite_windows_paths_are_errors);
+    tcase_add_test(firedac, test_wrong_header_and_blank_sqlite_database);
     suite_add_tcase(s, firedac);
 
     return tu_run(s);

@@ -742,6 +742,10 @@ START_TEST(test_connect_refused_port)
     ck_errmsg_has("Closed");
     ck_errmsg_has("refused");
     ck_errmsg_number(p);
+    /* libpq puts its hint on a second line after a tab: folded, so that
+     * the message stays one log line. */
+    ck_errmsg_has("refused; Is the server running");
+    ck_assert_ptr_null(strpbrk(cdm_errmsg(), "\n\r\t"));
 }
 END_TEST
 

@@ -499,17 +499,18 @@ START_TEST(test_database_empty)
                            "[EmptyFile]\nDriverID=SQLite\nDatabase=\n", 0600);
     cdm_conn *c = NULL;
 
+    /* Refused where it is given, like any other bad value. */
     ck_status(cdm_manager_add_def(m, "Empty", (const char *[]){
-                  "DriverID=SQLite", "Database=", NULL }), CDM_OK);
-    ck_status(cdm_connect(m, "Empty", &c), CDM_ERR_INVALID);
-    ck_assert_ptr_null(c);
-    ck_errmsg_has("Database");
-    ck_errmsg_has("Empty");
+                  "DriverID=SQLite", "Database=", NULL }), CDM_ERR_INVALID);
+    ck_errmsg_has("definition 'Empty': Database is empty");
+    ck_assert(!cdm_manager_has_def(m, "Empty"));
 
+    /* From a file: loaded with a warning (cdm check makes it an error),
+     * and connecting fails naming the line, never opening a database. */
     ck_status(cdm_manager_load_file(m, defs), CDM_OK);
     ck_status(cdm_connect(m, "EmptyFile", &c), CDM_ERR_INVALID);
-    ck_errmsg_has("Database");
-    ck_errmsg_has("EmptyFile");
+    ck_assert_ptr_null(c);
+    ck_errmsg_has("empty.ini:3: definition 'EmptyFile': Database is empty");
 }
 END_TEST
 

@@ -62,6 +62,33 @@ char *tu_write(const char *dir, const char *name, const char *content,
     return tu_write_bytes(dir, name, content, strlen(content), mode);
 }
 
+bool tu_utf8_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    while (*u) {
+        unsigned c = *u, need, cp;
+        if (c < 0x80) {
+            u++;
+            continue;
+        }
+        need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+        if (!need || c > 0xf4)
+            return false;
+        cp = c & (0x3fu >> need);
+        for (unsigned i = 1; i <= need; i++) {
+            if ((u[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (u[i] & 0x3f);
+        }
+        if (cp < (need == 1 ? 0x80u : need == 2 ? 0x800u : 0x10000u) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        u += need + 1;
+    }
+    return true;
+}
+
 int64_t tu_now_ms(void)
 {
     struct timespec ts;

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -26,6 +27,10 @@ char *tu_write(const char *dir, const char *name, const char *content,
 /* Same with `len` bytes (may hold NUL bytes). */
 char *tu_write_bytes(const char *dir, const char *name, const void *content,
                      size_t len, mode_t mode);
+
+/* True if s is valid UTF-8 (no overlong forms, surrogates or more than
+ * U+10FFFF). */
+bool tu_utf8_valid(const char *s);
 
 /* Records log messages; install with cdm_manager_set_log(m, tu_log_fn, &log). */
 #define TU_LOG_MAX 64

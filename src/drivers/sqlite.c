@@ -32,6 +32,10 @@ static int check_db_path(const char *where, const char *key,
 {
     unsigned char c = (unsigned char)value[0];
 
+    if (!c)
+        return cdm__fail(CDM_ERR_INVALID,
+                         "%s: %s is empty (give a file or :memory:)", where,
+                         key);
     if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z' && value[1] == ':') ||
           strchr(value, '\\')))
         return CDM_OK;
