@@ -149,6 +149,26 @@ const char *cdm__fd_mistake(const char *key);
 /* Whether a FireDAC key holds a secret (its name says "password"). */
 bool cdm__fd_secret(const char *key);
 
+/* --------------------------------------------------------------- keys.c */
+
+/* Largest number of cdm drivers (cdm__drivers, test driver included). */
+#define CDM_DRIVERS_MAX 4
+
+/* Everything known of one key name, whatever its case. */
+struct cdm_keyinfo {
+    const char *name;                                   /* as documented */
+    const struct cdm_param_spec *common;                /* in the common table */
+    const struct cdm_param_spec *drv[CDM_DRIVERS_MAX];  /* by cdm__drivers index */
+    uint64_t fd;          /* bit i: a key of cdm__fd_drivers[i] */
+    bool fd_common;       /* in cdm__fd_common */
+};
+/* The key `key` (case-insensitive), or NULL for a name no table has. */
+const struct cdm_keyinfo *cdm__keyinfo(const char *key);
+/* drv's index in cdm__drivers. */
+size_t cdm__driver_index(const struct cdm_driver *drv);
+void cdm__keys_usage(size_t *nkeys, size_t *key_slots, size_t *nids,
+                     size_t *id_slots);
+
 /* What a key is in a definition of a given driver. */
 enum cdm_key_kind {
     CDM_KEY_CHECKED,  /* a cdm parameter: its value is checked */
@@ -240,11 +260,14 @@ const struct cdm_driver *cdm__driver_find(const char *id);
 /* --------------------------------------------------------------- names.c */
 
 /* Definitions by name, case-insensitively (the index owns none of them). */
+struct cdm_name_slot;
 struct cdm_names {
-    struct cdm_def **slots;
+    struct cdm_name_slot *slots;
     size_t cap, used, live;   /* used counts removed entries too */
 };
 struct cdm_def *cdm__names_get(const struct cdm_names *ix, const char *name);
+/* Room for n more names, so that adding them allocates nothing. */
+int cdm__names_reserve(struct cdm_names *ix, size_t n);
 /* Adds `d` (replacing an entry of the same name). */
 int cdm__names_put(struct cdm_names *ix, struct cdm_def *d);
 void cdm__names_del(struct cdm_names *ix, const struct cdm_def *d);

@@ -18,15 +18,3 @@ const struct cdm_driver *const cdm__drivers[] = {
     NULL
 };
 
-const struct cdm_driver *cdm__driver_find(const char *id)
-{
-    for (size_t i = 0; cdm__drivers[i]; i++) {
-        const struct cdm_driver *d = cdm__drivers[i];
-        if (cdm__streq_nocase(d->id, id))
-            return d;
-        for (size_t j = 0; d->aliases && d->aliases[j]; j++)
-            if (cdm__streq_nocase(d->aliases[j], id))
-                return d;
-    }
-    return NULL;
-}

@@ -154,35 +154,19 @@ static const struct { const char *wrong, *right; } mistakes[] = {
     { NULL, NULL }
 };
 
-static bool in_list(const char *const *list, const char *key)
-{
-    for (; list && *list; list++)
-        if (cdm__streq_nocase(*list, key))
-            return true;
-    return false;
-}
-
-const struct cdm_fd_driver *cdm__fd_driver(const char *id)
-{
-    for (const struct cdm_fd_driver *d = cdm__fd_drivers; id && d->id; d++)
-        if (cdm__streq_nocase(d->id, id))
-            return d;
-    return NULL;
-}
-
 bool cdm__fd_has_key(const struct cdm_fd_driver *fd, const char *key)
 {
-    return in_list(cdm__fd_common, key) || (fd && in_list(fd->keys, key));
+    const struct cdm_keyinfo *k = cdm__keyinfo(key);
+
+    return k && (k->fd_common ||
+                 (fd && (k->fd >> (fd - cdm__fd_drivers) & 1)));
 }
 
 bool cdm__fd_any_key(const char *key)
 {
-    if (in_list(cdm__fd_common, key))
-        return true;
-    for (const struct cdm_fd_driver *d = cdm__fd_drivers; d->id; d++)
-        if (in_list(d->keys, key))
-            return true;
-    return false;
+    const struct cdm_keyinfo *k = cdm__keyinfo(key);
+
+    return k && (k->fd_common || k->fd);
 }
 
 const char *cdm__fd_mistake(const char *key)

@@ -246,6 +246,48 @@ static int add_section(struct cdm_ini *ini, const char *name, size_t n,
     return CDM_OK;
 }
 
+/* A section's keys are looked for by a scan of the section while it has
+ * at most this many (a definition has about ten: a scan stays in one
+ * cache line or two, where the file-wide index would miss on every key of
+ * a large file), and through the index beyond. */
+#define KEY_SCAN 16
+
+/* Puts key `ki` of section `si` in the index. */
+static int index_key(struct cdm_ini *ini, uint32_t si, uint32_t ki)
+{
+    const char *key = ini->sections[si].keys[ki].key;
+    struct cdm_ini_slot *e;
+    uint64_t h;
+    int rc;
+
+    if ((rc = index_grow(ini)) != CDM_OK)
+        return rc;
+    e = index_find(ini, si, key, strlen(key), &h);
+    *e = (struct cdm_ini_slot){ h, si, ki };
+    ini->index_used++;
+    return CDM_OK;
+}
+
+/* The key `key` of section `si`, or NULL. */
+static struct cdm_ini_key *find_key(struct cdm_ini *ini, uint32_t si,
+                                    const char *key, size_t n)
+{
+    struct cdm_ini_section *s = &ini->sections[si];
+    struct cdm_ini_slot *e;
+    uint64_t h;
+
+    if (s->nkeys > KEY_SCAN) {
+        e = index_find(ini, si, key, n, &h);
+        return e->hash ? &s->keys[e->key] : NULL;
+    }
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const char *have = s->keys[i].key;
+        if (strncasecmp(have, key, n) == 0 && have[n] == '\0')
+            return &s->keys[i];
+    }
+    return NULL;
+}
+
 /* Adds a key of the last section, taking `value`; a repeated key keeps
  * the last value, as iniparser does. */
 static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line,
@@ -254,21 +296,12 @@ static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line,
     uint32_t si = (uint32_t)(ini->nsections - 1);
     struct cdm_ini_section *s = &ini->sections[si];
     struct cdm_ini_key *k;
-    struct cdm_ini_slot *e;
-    uint64_t h;
     int rc;
 
     if (!value)
         return cdm__nomem();
-    if ((rc = index_grow(ini)) != CDM_OK) {
-        free(value);
-        return rc;
-    }
-    e = index_find(ini, si, key, n, &h);
-    if (e->hash) {
-        int first;
-        k = &s->keys[e->key];
-        first = k->line;
+    if ((k = find_key(ini, si, key, n))) {
+        int first = k->line;
         free(k->value);
         k->value = value;
         k->line = line;
@@ -288,9 +321,16 @@ static int add_key(struct cdm_ini *ini, const char *key, size_t n, int line,
     if (!(k->key = cdm__strndup(key, n)))
         return cdm__nomem();
     k->line = line;
-    *e = (struct cdm_ini_slot){ h, si, (uint32_t)s->nkeys };
-    ini->index_used++;
     s->nkeys++;
+    /* Past the scan's limit: the keys so far go in the index, then each
+     * new one. */
+    if (s->nkeys == KEY_SCAN + 1) {
+        for (uint32_t i = 0; i < s->nkeys; i++)
+            if ((rc = index_key(ini, si, i)) != CDM_OK)
+                return rc;
+    } else if (s->nkeys > KEY_SCAN + 1) {
+        return index_key(ini, si, (uint32_t)(s->nkeys - 1));
+    }
     return CDM_OK;
 }
 

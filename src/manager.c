@@ -435,10 +435,10 @@ int cdm_manager_reload(cdm_manager *m)
 {
     struct cdm_loaded *ls = NULL;
     char **paths = NULL;
-    struct cdm_def **defs = NULL;
+    struct cdm_def **defs = NULL, **old_defs = NULL;
     struct cdm_names seen = { 0 };
     cdm_conn *dead = NULL;
-    size_t n = 0, total = 0, k = 0;
+    size_t n = 0, total = 0, k = 0, old_n = 0;
     int rc = CDM_OK;
 
     if (!m)
@@ -465,6 +465,7 @@ int cdm_manager_reload(cdm_manager *m)
         total += ls[i].ndefs;
     }
 
+    rc = cdm__names_reserve(&seen, total);
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n && rc == CDM_OK; i++)
         rc = check_clash(m, &ls[i], true, &seen);
@@ -493,15 +494,12 @@ int cdm_manager_reload(cdm_manager *m)
         free(defs);
         goto out;
     }
-    for (size_t i = 0; i < m->ndefs; i++) {
-        struct cdm_def *old = m->defs[i];
-        if (!old->src)
-            continue;
-        /* Pools belong to names: the refresh below bumps a pool's
-         * generation if its parameters changed. */
-        cdm__def_free(old);
-    }
-    free(m->defs);
+    /* The old file definitions are freed after the lock is let go (a
+     * large file's take a while): the array keeps them, the private ones
+     * moved to `defs`.  Pools belong to names: the refresh below bumps a
+     * pool's generation if its parameters changed. */
+    old_defs = m->defs;
+    old_n = m->ndefs;
     m->defs = defs;
     m->ndefs = k;
     m->cap = total + (k - total) + 1;
@@ -514,6 +512,10 @@ int cdm_manager_reload(cdm_manager *m)
     dead = refresh_pools(m);
     pthread_mutex_unlock(&m->lock);
     cdm__pool_close_list(dead);
+    for (size_t i = 0; i < old_n; i++)
+        if (old_defs[i]->src)
+            cdm__def_free(old_defs[i]);
+    free(old_defs);
     for (size_t i = 0; i < n; i++)
         cdm__notes_flush(m, &ls[i].notes);
 out:

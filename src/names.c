@@ -18,7 +18,16 @@
 static char tombstone_mark;
 #define TOMBSTONE ((struct cdm_def *)(void *)&tombstone_mark)
 
-static size_t hash(const char *s)
+/* A slot keeps the name's hash beside the definition: a probe compares
+ * hashes and reads a name only when they match, and growing the table
+ * rehashes nothing.  With 100,000 definitions each name read is a cache
+ * miss. */
+struct cdm_name_slot {
+    uint64_t hash;
+    struct cdm_def *def;     /* NULL: empty */
+};
+
+static uint64_t hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -26,7 +35,7 @@ static size_t hash(const char *s)
         h ^= (unsigned char)tolower((unsigned char)*s);
         h *= 0x100000001b3ULL;
     }
-    return (size_t)(h ^ (h >> 32));
+    return h ^ (h >> 32);
 }
 
 void cdm__names_clear(struct cdm_names *ix)
@@ -35,55 +44,58 @@ void cdm__names_clear(struct cdm_names *ix)
     memset(ix, 0, sizeof *ix);
 }
 
-/* The slot of `name`, or NULL when absent. */
-static struct cdm_def **find(const struct cdm_names *ix, const char *name)
+/* The slot of `name` (hash h), or NULL when absent. */
+static struct cdm_name_slot *find(const struct cdm_names *ix,
+                                  const char *name, uint64_t h)
 {
     size_t mask, i;
 
     if (!ix->cap)
         return NULL;
     mask = ix->cap - 1;
-    for (i = hash(name) & mask;; i = (i + 1) & mask) {
-        struct cdm_def *d = ix->slots[i];
-        if (!d)
+    for (i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct cdm_name_slot *e = &ix->slots[i];
+        if (!e->def)
             return NULL;
-        if (d != TOMBSTONE && strcasecmp(d->name, name) == 0)
-            return &ix->slots[i];
+        if (e->hash == h && e->def != TOMBSTONE &&
+            strcasecmp(e->def->name, name) == 0)
+            return e;
     }
 }
 
 struct cdm_def *cdm__names_get(const struct cdm_names *ix, const char *name)
 {
-    struct cdm_def **at = find(ix, name);
+    struct cdm_name_slot *e = find(ix, name, hash(name));
 
-    return at ? *at : NULL;
+    return e ? e->def : NULL;
 }
 
-static void place(struct cdm_def **slots, size_t cap, struct cdm_def *d)
+static void place(struct cdm_name_slot *slots, size_t cap, uint64_t h,
+                  struct cdm_def *d)
 {
-    size_t i = hash(d->name) & (cap - 1);
+    size_t i = (size_t)h & (cap - 1);
 
-    while (slots[i])
+    while (slots[i].def)
         i = (i + 1) & (cap - 1);
-    slots[i] = d;
+    slots[i] = (struct cdm_name_slot){ h, d };
 }
 
-/* Room for one more: the table is kept at most half full, tombstones
- * included, and rebuilt without them when it would not be. */
-static int make_room(struct cdm_names *ix)
+/* Room for `more` entries: the table is kept at most half full,
+ * tombstones included, and rebuilt without them when it would not be. */
+static int make_room(struct cdm_names *ix, size_t more)
 {
-    struct cdm_def **slots;
+    struct cdm_name_slot *slots;
     size_t cap = ix->cap ? ix->cap : 64;
 
-    if ((ix->used + 1) * 2 <= ix->cap)
+    if ((ix->used + more) * 2 <= ix->cap)
         return CDM_OK;
-    while ((ix->live + 1) * 2 > cap)
+    while ((ix->live + more) * 2 > cap)
         cap *= 2;
     if (!(slots = calloc(cap, sizeof *slots)))
         return cdm__nomem();
     for (size_t i = 0; i < ix->cap; i++)
-        if (ix->slots[i] && ix->slots[i] != TOMBSTONE)
-            place(slots, cap, ix->slots[i]);
+        if (ix->slots[i].def && ix->slots[i].def != TOMBSTONE)
+            place(slots, cap, ix->slots[i].hash, ix->slots[i].def);
     free(ix->slots);
     ix->slots = slots;
     ix->cap = cap;
@@ -91,18 +103,24 @@ static int make_room(struct cdm_names *ix)
     return CDM_OK;
 }
 
+int cdm__names_reserve(struct cdm_names *ix, size_t n)
+{
+    return make_room(ix, n);
+}
+
 int cdm__names_put(struct cdm_names *ix, struct cdm_def *d)
 {
-    struct cdm_def **at = find(ix, d->name);
+    uint64_t h = hash(d->name);
+    struct cdm_name_slot *e = find(ix, d->name, h);
     int rc;
 
-    if (at) {
-        *at = d;
+    if (e) {
+        e->def = d;
         return CDM_OK;
     }
-    if ((rc = make_room(ix)) != CDM_OK)
+    if ((rc = make_room(ix, 1)) != CDM_OK)
         return rc;
-    place(ix->slots, ix->cap, d);
+    place(ix->slots, ix->cap, h, d);
     ix->used++;
     ix->live++;
     return CDM_OK;
@@ -110,10 +128,10 @@ int cdm__names_put(struct cdm_names *ix, struct cdm_def *d)
 
 void cdm__names_del(struct cdm_names *ix, const struct cdm_def *d)
 {
-    struct cdm_def **at = find(ix, d->name);
+    struct cdm_name_slot *e = find(ix, d->name, hash(d->name));
 
-    if (at && *at == d) {
-        *at = TOMBSTONE;
+    if (e && e->def == d) {
+        e->def = TOMBSTONE;
         ix->live--;
     }
 }
@@ -122,7 +140,7 @@ int cdm__names_build(struct cdm_names *ix, struct cdm_def *const *defs,
                      size_t n)
 {
     struct cdm_names fresh = { 0 };
-    int rc = CDM_OK;
+    int rc = make_room(&fresh, n);
 
     for (size_t i = 0; i < n && rc == CDM_OK; i++)
         rc = cdm__names_put(&fresh, defs[i]);

@@ -38,37 +38,22 @@ const struct cdm_param_spec cdm__common_params[] = {
     { NULL, NULL, CDM_P_STRING, ANY, 0, NULL },
 };
 
-static const struct cdm_param_spec *find_in(const struct cdm_param_spec *t,
-                                            const char *key)
-{
-    int c0 = tolower((unsigned char)key[0]);
-    int c1 = c0 ? tolower((unsigned char)key[1]) : 0;
-    size_t n = strlen(key);
-
-    /* Two letters and the length rule out most entries without a call
-     * (loading a file looks every key up). */
-    for (; t && t->key; t++)
-        if (tolower((unsigned char)t->key[0]) == c0 &&
-            tolower((unsigned char)t->key[1]) == c1 &&
-            strlen(t->key) == n && cdm__streq_nocase(t->key, key))
-            return t;
-    return NULL;
-}
-
 const struct cdm_param_spec *cdm__param_find(const struct cdm_driver *drv,
                                              const char *key)
 {
-    const struct cdm_param_spec *s;
+    const struct cdm_keyinfo *k = cdm__keyinfo(key);
 
+    if (!k)
+        return NULL;
     /* The driver's first: it may check a common key further (SQLite's
      * Database). */
-    if (drv && (s = find_in(drv->params, key)))
-        return s;
-    if ((s = find_in(cdm__common_params, key)) || drv)
-        return s;
+    if (drv && k->drv[cdm__driver_index(drv)])
+        return k->drv[cdm__driver_index(drv)];
+    if (k->common || drv)
+        return k->common;
     for (size_t i = 0; cdm__drivers[i]; i++)
-        if ((s = find_in(cdm__drivers[i]->params, key)))
-            return s;
+        if (k->drv[i])
+            return k->drv[i];
     return NULL;
 }
 
@@ -99,20 +84,21 @@ enum cdm_key_kind cdm__key_kind(const struct cdm_drvctx *c, const char *key,
 {
     /* A FireDAC driver cdm lacks: only cdm's common keys are checked
      * (its Port is not PG's or MySQL's). */
-    const struct cdm_param_spec *s = c->drv || !c->fd
-                                         ? cdm__param_find(c->drv, key)
-                                         : find_in(cdm__common_params, key);
+    const struct cdm_keyinfo *k = cdm__keyinfo(key);
+    const struct cdm_param_spec *s;
 
-    *spec = s;
-    if (s)
+    *spec = NULL;
+    if (!k)
+        return CDM_KEY_UNKNOWN;
+    s = c->drv || !c->fd ? cdm__param_find(c->drv, key) : k->common;
+    if ((*spec = s))
         return CDM_KEY_CHECKED;
     if (!c->drv && !c->fd)
-        return cdm__fd_any_key(key) ? CDM_KEY_IGNORED : CDM_KEY_UNKNOWN;
-    if (cdm__fd_has_key(c->fd, key))
+        return k->fd_common || k->fd ? CDM_KEY_IGNORED : CDM_KEY_UNKNOWN;
+    if (k->fd_common || (c->fd && (k->fd >> (c->fd - cdm__fd_drivers) & 1)))
         return CDM_KEY_IGNORED;
-    if (cdm__param_find(NULL, key) || cdm__fd_any_key(key))
-        return CDM_KEY_OTHER;
-    return CDM_KEY_UNKNOWN;
+    /* Any name in the table is some driver's key: another driver's. */
+    return CDM_KEY_OTHER;
 }
 
 /* Keeps the closer of `best` and `cand` for `key`. */

@@ -1,6 +1,7 @@
 /* check_def.c - definition semantics: inheritance, $(VAR), strict values, required keys, unknown keys, add/set/delete. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "cdm_int.h"   /* the key table, checked against its sources */
 
 #include <dirent.h>
 #include <stdio.h>
@@ -1345,6 +1346,52 @@ START_TEST(test_sqlite_windows_path_from_variable_refused)
 }
 END_TEST
 
+/* The key table answers for every name of the tables it is built from,
+ * in any case, and stays less than half full (linear probing). */
+START_TEST(test_key_table_knows_every_name)
+{
+    size_t nkeys, key_slots, nids, id_slots;
+    const struct cdm_keyinfo *k;
+
+    for (const struct cdm_param_spec *s = cdm__common_params; s->key; s++) {
+        ck_assert_ptr_nonnull(k = cdm__keyinfo(s->key));
+        ck_assert_ptr_eq(k->common, s);
+    }
+    for (size_t d = 0; cdm__drivers[d]; d++) {
+        const struct cdm_driver *drv = cdm__drivers[d];
+        ck_assert_uint_lt(d, CDM_DRIVERS_MAX);
+        ck_assert_ptr_eq(cdm__driver_find(drv->id), drv);
+        for (size_t j = 0; drv->aliases && drv->aliases[j]; j++)
+            ck_assert_ptr_eq(cdm__driver_find(drv->aliases[j]), drv);
+        for (const struct cdm_param_spec *s = drv->params; s && s->key; s++) {
+            ck_assert_ptr_nonnull(k = cdm__keyinfo(s->key));
+            ck_assert_ptr_eq(k->drv[d], s);
+            ck_assert_ptr_eq(cdm__param_find(drv, s->key), s);
+        }
+    }
+    for (size_t f = 0; cdm__fd_drivers[f].id; f++) {
+        const struct cdm_fd_driver *fd = &cdm__fd_drivers[f];
+        ck_assert_uint_lt(f, 64);
+        ck_assert_ptr_eq(cdm__fd_driver(fd->id), fd);
+        for (size_t i = 0; fd->keys && fd->keys[i]; i++)
+            ck_assert(cdm__fd_has_key(fd, fd->keys[i]));
+    }
+    for (size_t i = 0; cdm__fd_common[i]; i++)
+        ck_assert(cdm__fd_any_key(cdm__fd_common[i]));
+    /* Case does not matter; unknown names are not found. */
+    ck_assert_ptr_eq(cdm__keyinfo("pool_maximumitems"),
+                     cdm__keyinfo("POOL_MaximumItems"));
+    ck_assert_ptr_eq(cdm__driver_find("postgresql"), cdm__driver_find("PG"));
+    ck_assert_ptr_null(cdm__keyinfo("Pooling"));
+    ck_assert_ptr_null(cdm__driver_find("MYSQL5"));
+    ck_assert_ptr_null(cdm__fd_driver("Nope"));
+    cdm__keys_usage(&nkeys, &key_slots, &nids, &id_slots);
+    ck_assert_uint_gt(nkeys, 100);
+    ck_assert_uint_le(nkeys * 2, key_slots);
+    ck_assert_uint_le(nids * 2, id_slots);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("def");
@@ -1390,6 +1437,7 @@ int main(void)
     tcase_add_test(values, test_sqlite_windows_path_from_variable_refused);
     suite_add_tcase(s, values);
 
+    tcase_add_test(keys, test_key_table_knows_every_name);
     tcase_add_test(keys, test_unknown_keys_warned_with_suggestion);
     tcase_add_test(keys, test_unknown_key_set_param_warns);
     tcase_add_test(keys, test_other_drivers_key_warns_not_checked);

@@ -867,6 +867,41 @@ START_TEST(test_repeated_key_warns_last_wins)
 }
 END_TEST
 
+/* Repeats are found however many keys a section has (a small section is
+ * scanned, a large one indexed), in any case of the key, on both sides of
+ * the point where the one switches to the other. */
+START_TEST(test_repeated_key_in_large_section)
+{
+    char *dir = tu_tmpdir(), *path;
+    struct { char s[8192]; size_t n; } b = { "", 0 };
+    cdm_manager *m = new_manager();
+    struct tu_log log;
+
+    b.n += (size_t)snprintf(b.s + b.n, sizeof b.s - b.n,
+                            "[Big]\nDriverID=SQLite\nDatabase=first.db\n");
+    for (int i = 0; i < 40; i++)
+        b.n += (size_t)snprintf(b.s + b.n, sizeof b.s - b.n,
+                                "X_Key%02d=v%d\n", i, i);
+    /* Line 44: a repeat of line 3; line 45: of line 43, a key indexed
+     * late. */
+    b.n += (size_t)snprintf(b.s + b.n, sizeof b.s - b.n,
+                            "DATABASE=second.db\nx_key39=w39\n");
+    path = tu_write(dir, "big.ini", b.s, 0600);
+    tu_log_init(&log);
+    cdm_manager_set_log(m, tu_log_fn, &log);
+    ck_status(cdm_manager_load_file(m, path), CDM_OK);
+    ck_assert_int_eq(tu_log_count(&log, "repeated"), 2);
+    ck_assert(log_line_has(&log, "big.ini:44:", "first at line 3)"));
+    ck_assert(log_line_has(&log, "big.ini:45:", "first at line 43)"));
+    assert_param(m, "Big", "Database", "second.db");
+    assert_param(m, "Big", "X_Key39", "w39");
+    assert_param(m, "Big", "X_Key16", "v16");
+    cdm_manager_free(m);
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_value_cut_at_semicolon_warns)
 {
     cdm_manager *m = new_manager();
@@ -1261,6 +1296,7 @@ int main(void)
     suite_add_tcase(s, files);
 
     tcase_add_test(warn, test_repeated_key_warns_last_wins);
+    tcase_add_test(warn, test_repeated_key_in_large_section);
     tcase_add_test(warn, test_value_cut_at_semicolon_warns);
     tcase_add_test(warn, test_comment_backslash_warns);
     tcase_add_test(warn, test_value_backslash_joins_next_line_warns);
