@@ -64,6 +64,10 @@
  *                      Port, Database, User_Name, Password, Pooled, pool
  *                      limits; a tenth inherit through ConnectionDef;
  *                      about 2 MB, mode 0600) into a fresh manager.
+ *   load_100k_defs_ms  the same with 100,000 definitions without their
+ *   reload_100k_defs_ms LoginTimeout and POOL_ExpireTimeout (15 MB, near
+ *                      the 16 MiB a file may have), then cdm_manager_reload
+ *                      of that file unchanged.
  *   lookup_ns          cdm_manager_has_def on that manager, cycling over
  *                      1024 names: half present as written, a quarter
  *                      present in upper case, a quarter absent; wall time
@@ -141,6 +145,7 @@
 #define OVER_MAX 4
 #define IDLE_CONNS 200
 #define NDEFS 10000
+#define NDEFS_BIG 100000
 #define NLOOKUP 1024
 #define BATCH 100
 
@@ -209,7 +214,7 @@ static void die(const char *what)
 enum {
     F_CYCLE_1T, F_CPS_32T, F_FLOOR_1T, F_PG_CYCLE_1T, F_PG_CPS_32T,
     F_OVER_EFF, F_OVER_SLOW, F_PG_OPEN, F_MY_OPEN, F_PG_SEL1, F_MY_SEL1,
-    F_PG_PARAM, F_MY_PARAM, F_LOAD, F_LOOKUP, F_IDLE,
+    F_PG_PARAM, F_MY_PARAM, F_LOAD, F_LOAD_BIG, F_RELOAD_BIG, F_LOOKUP, F_IDLE,
     NFIGURES,
     /* baselines: in the JSON's "baselines" and the table's last column */
     B_FLOOR_CPS_32T = NFIGURES, B_OVER_FLOOR_EFF, B_OVER_FLOOR_SLOW,
@@ -251,6 +256,8 @@ static struct figure fig[NALL] = {
     [F_PG_PARAM]     = FIG("pg_param_ratio", "x", "%.2f", 1, NONE, 0),
     [F_MY_PARAM]     = FIG("mysql_param_ratio", "x", "%.2f", 1, NONE, 0),
     [F_LOAD]         = FIG("load_10k_defs_ms", "ms", "%.1f", 1, BELOW, 100),
+    [F_LOAD_BIG]     = FIG("load_100k_defs_ms", "ms", "%.0f", 1, BELOW, 1000),
+    [F_RELOAD_BIG]   = FIG("reload_100k_defs_ms", "ms", "%.0f", 1, BELOW, 1000),
     [F_LOOKUP]       = FIG("lookup_ns", "ns", "%.0f", 1, BELOW, 200),
     [F_IDLE]         = FIG("idle_conn_bytes", "bytes", "%.0f", 1, NONE, 0),
     [B_FLOOR_CPS_32T]   = FIG("floor_cycles_per_s_32t", "cycles/s", "%.1f M", 1e6, NONE, 0),
@@ -988,7 +995,9 @@ static void my_version(char *buf, size_t size)
 static char tmpdir[256];
 static double defs_mb;      /* size of the generated file */
 
-static int write_defs(const char *path)
+/* `lean` leaves out two keys of little interest, so that 100,000
+ * definitions fit in the 16 MiB a file may have. */
+static int write_defs(const char *path, int ndefs, bool lean)
 {
     static const char *const drivers[] = { "PG", "MySQL", "SQLite" };
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -997,12 +1006,13 @@ static int write_defs(const char *path)
     if (!f)
         return -1;
     fprintf(f, "; %d generated definitions for `make bench`\n"
-            "[FDConnectionDefs.ini]\nEncoding=UTF8\n\n", NDEFS);
-    for (int i = 0; i < NDEFS; i++) {
+            "[FDConnectionDefs.ini]\nEncoding=UTF8\n\n", ndefs);
+    for (int i = 0; i < ndefs; i++) {
         const char *drv = drivers[i % 3];
         if (i % 10 == 9) {      /* a variant of the one before */
             fprintf(f, "[App%05d_%s]\nConnectionDef=App%05d_%s\n"
-                    "Database=app%05d_reporting\nPOOL_MaximumItems=5\n\n",
+                    "Database=app%05d_reporting\nPooled=True\n"
+                    "POOL_MaximumItems=5\n\n",
                     i, drv, i - 1, drivers[(i - 1) % 3], i);
             continue;
         }
@@ -1013,16 +1023,22 @@ static int write_defs(const char *path)
         } else {
             fprintf(f, "Server=db%03d.internal.example.com\nPort=%s\n"
                     "Database=app%05d\nUser_Name=app%05d\nPassword=pw%08x\n"
-                    "LoginTimeout=5\n", i % 250, i % 3 ? "3306" : "5432", i, i,
-                    (unsigned)i * 2654435761u);
+                    "%s", i % 250, i % 3 ? "3306" : "5432", i, i,
+                    (unsigned)i * 2654435761u, lean ? "" : "LoginTimeout=5\n");
         }
-        fprintf(f, "Pooled=%s\nPOOL_MaximumItems=%d\nPOOL_ExpireTimeout=60000\n"
-                "\n", i % 2 ? "True" : "False", 10 + i % 40);
+        /* Pool limits only where they apply: a file that loads without a
+         * warning, as a maintained one does. */
+        if (i % 2)
+            fprintf(f, "Pooled=True\nPOOL_MaximumItems=%d\n%s\n",
+                    10 + i % 40, lean ? "" : "POOL_ExpireTimeout=60000\n");
+        else
+            fprintf(f, "Pooled=False\n\n");
     }
     return fclose(f) == 0 ? 0 : -1;
 }
 
-static char defs_path[300];
+static char defs_path[300], big_path[300];
+static double big_mb;       /* size of the 100,000-definition file */
 static char names[NLOOKUP][32];
 
 /* Writes the file and the names to look up; false if it cannot. */
@@ -1039,14 +1055,19 @@ static bool load_setup(void)
         return false;
     }
     snprintf(defs_path, sizeof defs_path, "%s/defs.ini", tmpdir);
-    if (write_defs(defs_path) != 0) {
+    snprintf(big_path, sizeof big_path, "%s/big.ini", tmpdir);
+    if (write_defs(defs_path, NDEFS, false) != 0 ||
+        write_defs(big_path, NDEFS_BIG, true) != 0) {
         note("cannot write %s: load_10k_defs_ms, lookup_ns skipped", defs_path);
         unlink(defs_path);
+        unlink(big_path);
         rmdir(tmpdir);
         return false;
     }
     if (stat(defs_path, &st) == 0)
         defs_mb = (double)st.st_size / 1e6;
+    if (stat(big_path, &st) == 0)
+        big_mb = (double)st.st_size / 1e6;
     for (int i = 0; i < NLOOKUP; i++) {
         int d;
         seed = seed * 1103515245u + 12345u;
@@ -1066,11 +1087,22 @@ static bool load_setup(void)
 static void load_teardown(void)
 {
     unlink(defs_path);
+    unlink(big_path);
     rmdir(tmpdir);
+}
+
+/* Counts what loading logs: the generated files must load clean. */
+static void count_log(int level, const char *message, void *user)
+{
+    (void)level;
+    if (!*(int *)user)
+        fprintf(stderr, "bench: the generated file loads with: %s\n", message);
+    ++*(int *)user;
 }
 
 static void load_round(int r)
 {
+    int logged = 0;
     cdm_manager *m;
     int64_t t0, start;
     long n = 0, found = 0;
@@ -1078,6 +1110,7 @@ static void load_round(int r)
     progress("round %d/%d: loading %d definitions", r + 1, rounds, NDEFS);
     if (cdm_manager_new(&m) != CDM_OK)
         die("cdm_manager_new");
+    cdm_manager_set_log(m, count_log, &logged);
     t0 = now_ns();
     if (cdm_manager_load_file(m, defs_path) != CDM_OK)
         die("loading the generated definitions");
@@ -1091,6 +1124,22 @@ static void load_round(int r)
     record(F_LOOKUP, (double)(now_ns() - start) / (double)n);
     if (found != n / 4 * 3)
         die("cdm_manager_has_def found the wrong names");
+    if (logged)
+        die("the generated file must load without a message");
+    cdm_manager_free(m);
+
+    progress("round %d/%d: loading and reloading %d definitions", r + 1,
+             rounds, NDEFS_BIG);
+    if (cdm_manager_new(&m) != CDM_OK)
+        die("cdm_manager_new");
+    t0 = now_ns();
+    if (cdm_manager_load_file(m, big_path) != CDM_OK)
+        die("loading the generated definitions");
+    record(F_LOAD_BIG, (double)(now_ns() - t0) / 1e6);
+    t0 = now_ns();
+    if (cdm_manager_reload(m) != CDM_OK)
+        die("reloading the generated definitions");
+    record(F_RELOAD_BIG, (double)(now_ns() - t0) / 1e6);
     cdm_manager_free(m);
 }
 
@@ -1383,6 +1432,12 @@ static void beside(int i, char *buf, size_t size)
         break;
     case F_LOAD:
         snprintf(buf, size, "%d definitions, %.1f MB", NDEFS, defs_mb);
+        break;
+    case F_LOAD_BIG:
+        snprintf(buf, size, "%d definitions, %.1f MB", NDEFS_BIG, big_mb);
+        break;
+    case F_RELOAD_BIG:
+        snprintf(buf, size, "cdm_manager_reload of the same file");
         break;
     case F_LOOKUP:
         snprintf(buf, size, "cdm_manager_has_def, %d definitions", NDEFS);
