@@ -768,6 +768,61 @@ START_TEST(test_qmark_escapes_and_minus_minus)
 }
 END_TEST
 
+/* The server runs the text of an executable comment, so a `?` there is a
+ * placeholder; in an ordinary comment it is not. */
+START_TEST(test_qmark_in_executable_comments)
+{
+    static const char *const forms[] = {
+        "SELECT 1 /*! + ? */",
+        "SELECT 1 /*!50100 + ? */",
+        "SELECT 1 /*M! + ? */",          /* MariaDB's own forms */
+        "SELECT 1 /*M!100100 + ? */",
+    };
+    cdm_result *r = NULL;
+    int64_t n = -1;
+    char *v;
+
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        v = scalar_p(c, forms[i], (const char *[]){ "41" }, 1);
+        ck_assert_msg(v && strcmp(v, "42") == 0, "'%s' with 41: '%s'",
+                      forms[i], v ? v : "(NULL)");
+        free(v);
+    }
+    ck_scalar(c, "SELECT 1 /* ? */", "1");
+    ck_scalar(c, "SELECT 1 /*! + 41 */", "42");
+    /* Counted before anything reaches the server. */
+    ck_status(cdm_query(c, "SELECT 1 /*! + ? */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 1) && msg_has_number(cdm_errmsg(), 0),
+                  "errmsg '%s' lacks the counts 1 and 0", cdm_errmsg());
+    /* Inside, quotes hold a star-slash and a `?`; an ordinary comment and
+     * a line comment end where they would outside. */
+    v = scalar_p(c, "SELECT 0 /*! + LENGTH('*/?') + LENGTH(\"it\\'s */ ?\") "
+                    "+ ? */", (const char *[]){ "100" }, 1);
+    ck_assert_pstr_eq(v, "112");
+    free(v);
+    v = scalar_p(c, "SELECT 1 /*! + /* ? */ ? */ + ?",
+                 (const char *[]){ "10", "100" }, 2);
+    ck_assert_pstr_eq(v, "111");
+    free(v);
+    v = scalar_p(c, "SELECT 1 /*! + ? # ? */\n */",
+                 (const char *[]){ "2" }, 1);
+    ck_assert_pstr_eq(v, "3");
+    free(v);
+    /* Statements inside count as statements, an empty one does not. */
+    ck_scalar(c, "SELECT 1; /*! */", "1");
+    ck_status(cdm_query(c, "SELECT 1; /*!40101 SELECT 2 */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_errmsg_has("statement");
+    ck_status(cdm_exec(c, "/*!40101 SET @cdm_v = 5 */;\n"
+                          "/*!40101 SET @cdm_v = @cdm_v + 1 */;\n", NULL, 0, &n),
+              CDM_OK);
+    ck_scalar(c, "SELECT @cdm_v", "6");
+}
+END_TEST
+
 START_TEST(test_param_count_mismatch)
 {
     cdm_result *r = NULL;
@@ -1802,6 +1857,7 @@ int main(void)
 
     tcase_add_test(tp, test_qmark_in_literals_and_comments);
     tcase_add_test(tp, test_qmark_escapes_and_minus_minus);
+    tcase_add_test(tp, test_qmark_in_executable_comments);
     tcase_add_test(tp, test_param_count_mismatch);
     tcase_add_test(tp, test_null_param_binds_null);
     tcase_add_test(tp, test_injection_strings_are_data);
