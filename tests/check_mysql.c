@@ -823,6 +823,40 @@ START_TEST(test_qmark_in_executable_comments)
 }
 END_TEST
 
+/* The server skips the text of a versioned comment above its version
+ * (no server is 9.99.99 yet; MariaDB 99.99.99 neither): its `?` are none. */
+START_TEST(test_qmark_in_skipped_versioned_comment)
+{
+    cdm_result *r = NULL;
+    int64_t n = -1;
+
+    ck_scalar(c, "SELECT 1 /*!99999 + ? */", "1");
+    ck_scalar(c, "SELECT 1 /*M!999999 + ? */ /*!50100 + 1 */", "2");
+    ck_status(cdm_query(c, "SELECT 1 /*!99999 + ? */",
+                        (const char *[]){ "41" }, 1, &r), CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 0) && msg_has_number(cdm_errmsg(), 1),
+                  "errmsg '%s' lacks the counts 0 and 1", cdm_errmsg());
+    ck_errmsg_has("definition 'My'");
+    /* One the server runs is counted by the server all the same. */
+    ck_status(cdm_query(c, "SELECT 1 /*!50100 + ? */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 1) && msg_has_number(cdm_errmsg(), 0),
+                  "errmsg '%s' lacks the counts 1 and 0", cdm_errmsg());
+    ck_status(cdm_exec(c, "SET @cdm_w = 1 /*!99999 + ? */",
+                       (const char *[]){ "1" }, 1, &n), CDM_ERR_INVALID);
+    /* A script takes the plain path. */
+    ck_status(cdm_exec(c, "SET @cdm_w = 1 /*!99999 + ? */;\n"
+                          "SET @cdm_w = @cdm_w + 1;", NULL, 0, &n), CDM_OK);
+    ck_scalar(c, "SELECT @cdm_w", "2");
+    n = -1;
+    ck_status(cdm_exec(c, "SET @cdm_w = 5 /*!99999 + ? */", NULL, 0, &n),
+              CDM_OK);
+    ck_assert_int_eq(n, 0);
+    ck_scalar(c, "SELECT @cdm_w", "5");
+}
+END_TEST
+
 START_TEST(test_param_count_mismatch)
 {
     cdm_result *r = NULL;
@@ -1858,6 +1892,7 @@ int main(void)
     tcase_add_test(tp, test_qmark_in_literals_and_comments);
     tcase_add_test(tp, test_qmark_escapes_and_minus_minus);
     tcase_add_test(tp, test_qmark_in_executable_comments);
+    tcase_add_test(tp, test_qmark_in_skipped_versioned_comment);
     tcase_add_test(tp, test_param_count_mismatch);
     tcase_add_test(tp, test_null_param_binds_null);
     tcase_add_test(tp, test_injection_strings_are_data);

@@ -238,15 +238,35 @@ static int empty_result(cdm_result **out)
 
 /* ---------------------------------------------------- plain query path */
 
-static int check_text(const char *sql, size_t nparams, bool allow_multi)
+/* True if `sql` may hold an executable comment with a version: the
+ * server skips the text of one above its own version (MariaDB also skips
+ * MySQL's 50700 to 99999), where cdm__sql_scan counted every `?`.  A match
+ * inside a literal only costs a round trip. */
+static bool versioned_comment(const char *sql)
+{
+    for (const char *p = strstr(sql, "/*"); p; p = strstr(p + 2, "/*")) {
+        const char *bang = p[2] == 'M' ? p + 3 : p + 2;
+        if (*bang == '!' && bang[1] >= '0' && bang[1] <= '9')
+            return true;
+    }
+    return false;
+}
+
+/* Checks the count of `?` and the number of statements.  *ask_server is
+ * set when the counts differ but the server may skip some of them: the
+ * prepared path then lets the server count.  A script cannot be prepared:
+ * it takes the plain path, where a `?` the server runs is a syntax error. */
+static int check_text(const char *sql, size_t nparams, bool allow_multi,
+                      bool *ask_server)
 {
     size_t n;
     bool multi;
     int rc = cdm__sql_scan(sql, CDM_SQL_MYSQL, false, NULL, &n, &multi);
 
+    *ask_server = false;
     if (rc != CDM_OK)
         return rc;
-    if (n != nparams)
+    if (n != nparams && !versioned_comment(sql))
         return cdm__fail(CDM_ERR_INVALID, "the statement has %zu parameter%s "
                          "(?), %zu given", n, n == 1 ? "" : "s", nparams);
     if (multi && !allow_multi)
@@ -254,6 +274,7 @@ static int check_text(const char *sql, size_t nparams, bool allow_multi)
                          "statement; %s", nparams ? "parameters go with one "
                          "statement" : "run them one by one (or with cdm_exec "
                          "and no parameters)");
+    *ask_server = n != nparams && !multi;
     return CDM_OK;
 }
 
@@ -441,7 +462,8 @@ static int prepared(MYSQL *db, const char *sql, const char *const *params,
                        "(?), %zu given", want, want == 1 ? "" : "s", n);
         goto out;
     }
-    if ((rc = bind_params(st, params, n, &b, &lens, &nulls)) != CDM_OK)
+    /* None when the server was asked to count (check_text). */
+    if (n && (rc = bind_params(st, params, n, &b, &lens, &nulls)) != CDM_OK)
         goto out;
     mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update);
     if (mysql_stmt_execute(st)) {
@@ -474,24 +496,29 @@ out:
 static int my_exec(void *dc, const char *sql, const char *const *params,
                    size_t n, int64_t *affected)
 {
+    bool ask;
     int rc;
 
     *affected = 0;
-    if ((rc = ready()) != CDM_OK || (rc = check_text(sql, n, n == 0)) != CDM_OK)
+    if ((rc = ready()) != CDM_OK ||
+        (rc = check_text(sql, n, n == 0, &ask)) != CDM_OK)
         return rc;
-    return n ? prepared(dc, sql, params, n, affected, NULL)
-             : plain(dc, sql, affected, NULL);
+    return n || ask ? prepared(dc, sql, params, n, affected, NULL)
+                    : plain(dc, sql, affected, NULL);
 }
 
 static int my_query(void *dc, const char *sql, const char *const *params,
                     size_t n, cdm_result **out)
 {
     cdm_result *r = NULL;
+    bool ask;
     int rc;
 
-    if ((rc = ready()) != CDM_OK || (rc = check_text(sql, n, false)) != CDM_OK)
+    if ((rc = ready()) != CDM_OK ||
+        (rc = check_text(sql, n, false, &ask)) != CDM_OK)
         return rc;
-    rc = n ? prepared(dc, sql, params, n, NULL, &r) : plain(dc, sql, NULL, &r);
+    rc = n || ask ? prepared(dc, sql, params, n, NULL, &r)
+                  : plain(dc, sql, NULL, &r);
     if (rc == CDM_OK && !r)
         rc = cdm__fail(CDM_ERR_INVALID, "the SQL text holds no statement");
     if (rc != CDM_OK) {
