@@ -3,8 +3,10 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -164,6 +166,23 @@ static bool msg_has_number(const char *msg, unsigned long n)
 #define ck_errmsg_lacks(needle)                                              \
     ck_assert_msg(strstr(cdm_errmsg(), (needle)) == NULL,                    \
                   "errmsg '%s' shows '%s'", cdm_errmsg(), (needle))
+
+/* A connect error is one line and ends with words, not with the bare
+ * number Connector/C puts there (errno or a resolver code). */
+static void ck_errmsg_explained(void)
+{
+    const char *msg = cdm_errmsg();
+    regex_t re;
+    int found;
+
+    ck_assert_int_eq(regcomp(&re, " \\(-?[0-9]+\\)$", REG_EXTENDED | REG_NOSUB), 0);
+    found = regexec(&re, msg, 0, NULL, 0) == 0;
+    regfree(&re);
+    ck_assert_msg(!found, "errmsg '%s' ends with a bare number", msg);
+    ck_assert_msg(*msg && !isdigit((unsigned char)msg[strlen(msg) - 1]),
+                  "errmsg '%s' ends with a number", msg);
+    ck_assert_msg(strchr(msg, '\n') == NULL, "errmsg '%s' spans lines", msg);
+}
 
 static double now_s(void)
 {
@@ -1225,6 +1244,60 @@ START_TEST(test_connect_refused_port)
     ck_errmsg_has("Refused");
     ck_errmsg_has("127.0.0.1");
     ck_errmsg_lacks(srv.password);
+    /* Connector/C says "(115)" here, EINPROGRESS: the kernel's answer is
+     * found again. */
+    ck_errmsg_has("Connection refused");
+    ck_errmsg_explained();
+}
+END_TEST
+
+START_TEST(test_connect_handshake_timeout_explained)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char port[32];
+    cdm_conn *x = NULL;
+
+    /* The kernel accepts the connection; nobody ever sends the greeting.
+     * Connector/C ends its message with "system error: 110". */
+    ck_assert_int_ge(fd, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(port, sizeof port, "Port=%u", ntohs(a.sin_port));
+    add_def(m, "Silent", (const char *[]){ "Server=127.0.0.1", port,
+                                           "LoginTimeout=1", NULL });
+    ck_status(cdm_connect(m, "Silent", &x), CDM_ERR_CONNECT);
+    close(fd);
+    ck_assert_ptr_null(x);
+    ck_errmsg_has("Silent");
+    ck_errmsg_has("timed out");
+    ck_errmsg_explained();
+}
+END_TEST
+
+START_TEST(test_connect_unknown_host_explained)
+{
+    static const char host[] = "cdm-no-such-host.invalid";
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    cdm_conn *x = NULL;
+    int gai;
+
+    add_def(m, "NoHost", (const char *[]){ "Server=cdm-no-such-host.invalid",
+                                           "LoginTimeout=2", NULL });
+    ck_status(cdm_connect(m, "NoHost", &x), CDM_ERR_CONNECT);
+    ck_assert_ptr_null(x);
+    ck_errmsg_has("NoHost");
+    ck_errmsg_has(host);
+    ck_errmsg_explained();
+    /* The resolver's own words for what it says about the name now. */
+    gai = getaddrinfo(host, "3306", &hints, &res);
+    if (res)
+        freeaddrinfo(res);
+    ck_assert_int_ne(gai, 0);
+    ck_errmsg_has(gai_strerror(gai));
 }
 END_TEST
 
@@ -1911,6 +1984,8 @@ int main(void)
 
     tcase_add_test(tc, test_connect_wrong_password);
     tcase_add_test(tc, test_connect_refused_port);
+    tcase_add_test(tc, test_connect_unknown_host_explained);
+    tcase_add_test(tc, test_connect_handshake_timeout_explained);
     tcase_add_test(tc, test_connect_unknown_database);
     tcase_add_test(tc, test_charset_default_utf8mb4);
     tcase_add_test(tc, test_charset_latin1);

@@ -15,6 +15,13 @@
 #include <string.h>
 
 #if HAVE_MYSQL
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <errmsg.h>
 #include <mysql.h>
 #endif
@@ -108,6 +115,122 @@ static int stmt_fail(MYSQL_STMT *st)
     return cdm__fail(CDM_ERR_QUERY, "MySQL: %s", mysql_stmt_error(st));
 }
 
+/* ----------------------------------------------------- connect errors */
+
+/* How long connect_errno waits for each address.  It runs after a connect
+ * that failed before its timeout, so a refusal or an unreachable network
+ * answers at once; anything slower is not worth the wait. */
+#define PROBE_MS 1000
+
+/* The error of one more TCP connect to host:port (the last address's), or
+ * 0 if it connects or does not fail within PROBE_MS.  Connector/C 3.x
+ * reports errno after its non-blocking connect fails, and errno still
+ * holds that connect's EINPROGRESS: the reason it read from SO_ERROR is
+ * lost.  Only asking again finds it. */
+static int connect_errno(const char *host, unsigned int port)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_protocol = IPPROTO_TCP };
+    struct addrinfo *res;
+    char service[16];
+    int err = 0;
+
+    snprintf(service, sizeof service, "%u", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0)
+        return 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC, a->ai_protocol);
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        socklen_t len = sizeof err;
+
+        if (fd < 0)
+            continue;
+        err = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS &&
+            (poll(&pfd, 1, PROBE_MS) != 1 ||
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0))
+            err = 0;
+        close(fd);
+        if (err == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return err;
+}
+
+/* Finds the number that ends msg as " (N)" or as "system error: N" (a
+ * connection lost in the handshake).  Returns the glue for the words that
+ * replace it, after the first *keep bytes of msg, or NULL if msg ends
+ * otherwise. */
+static const char *trailing_number(const char *msg, long *n, size_t *keep)
+{
+    static const char sys[] = "system error: ";
+    size_t len = strlen(msg), paren = len > 0 && msg[len - 1] == ')';
+    const char *digits = msg + len - paren, *p = digits;
+
+    while (p > msg && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == digits)
+        return NULL;
+    if (p > msg && p[-1] == '-')
+        p--;
+    *n = strtol(p, NULL, 10);
+    if (paren) {
+        if (p - msg < 2 || p[-1] != '(' || p[-2] != ' ')
+            return NULL;
+        *keep = (size_t)(p - 2 - msg);
+        return ": ";
+    }
+    if ((size_t)(p - msg) < sizeof sys - 1 ||
+        strncmp(p - (sizeof sys - 1), sys, sizeof sys - 1) != 0)
+        return NULL;
+    *keep = (size_t)(p - msg);
+    return "";
+}
+
+/* Connector/C's message for a failed connect, with the bare number that
+ * ends it replaced by what it means: getaddrinfo's code for
+ * CR_UNKNOWN_HOST, errno for the others.  Other messages are copied as
+ * they are.  host is NULL or "localhost" for the Unix socket. */
+static void connect_message(MYSQL *db, const char *host, unsigned int port,
+                            char *buf, size_t size)
+{
+    const char *msg = mysql_error(db), *glue;
+    char text[256];
+    size_t keep;
+    long n;
+
+    snprintf(buf, size, "%s", msg);
+    if (!(glue = trailing_number(msg, &n, &keep)) || n == 0 ||
+        n < INT_MIN || n > INT_MAX)
+        return;
+    switch (mysql_errno(db)) {
+    case CR_UNKNOWN_HOST:
+        snprintf(text, sizeof text, "%s", gai_strerror((int)n));
+        break;
+    case CR_CONNECTION_ERROR:
+    case CR_CONN_HOST_ERROR:
+        if (n == EINPROGRESS)
+            n = host && strcmp(host, "localhost") != 0 ?
+                connect_errno(host, port) : 0;
+        if (n == 0) {
+            snprintf(text, sizeof text, "the client library lost the reason");
+            break;
+        }
+        /* fall through */
+    case CR_SERVER_LOST:
+    case CR_SERVER_LOST_EXTENDED:
+        /* XSI strerror_r (this file does not define _GNU_SOURCE). */
+        if (n < 0 || strerror_r((int)n, text, sizeof text) != 0)
+            return;
+        break;
+    default:
+        return;
+    }
+    snprintf(buf, size, "%.*s%s%s", (int)keep, msg, glue, text);
+}
+
 /* ------------------------------------------------------------ connect */
 
 static int my_connect(const struct cdm_resolved *r, void **out)
@@ -148,10 +271,11 @@ static int my_connect(const struct cdm_resolved *r, void **out)
                             port, NULL, flags)) {
         /* Connector/C names the host but not the port. */
         const char *host = cdm__rget(r, "Server");
+        char why[1024];
+        connect_message(db, host, port, why, sizeof why);
         rc = cdm__fail(mysql_errno(db) == CR_OUT_OF_MEMORY ? CDM_ERR_NOMEM :
                        CDM_ERR_CONNECT, "%s: MySQL: cannot connect to %s:%u: %s",
-                       r->where, host ? host : "localhost", port,
-                       mysql_error(db));
+                       r->where, host ? host : "localhost", port, why);
         mysql_close(db);
         return rc;
     }
