@@ -2,6 +2,7 @@
  * sqlscan.c - finds `?` placeholders and statement separators in SQL text,
  * skipping string literals, quoted identifiers, comments and (PostgreSQL)
  * dollar-quoted strings, so that a `?` or `;` inside them is left alone.
+ * MySQL's executable comments are not skipped: the server runs their text.
  */
 #include "cdm_int.h"
 
@@ -38,13 +39,62 @@ static size_t dollar_tag(const char *sql, const char *p)
     return *q == '$' ? (size_t)(q - p + 1) : 0;
 }
 
+/* Where a scan stands.  `exec` is set between the opener of a MySQL
+ * executable comment and its closing star-slash: the text in between is
+ * SQL, so the closer has to be known as such when it comes. */
+struct scan {
+    const char *sql;            /* the whole text, to look behind p */
+    enum cdm_sql_dialect d;
+    bool exec;
+};
+
+/* Length of a MySQL executable comment's opener at p: slash-star-bang or
+ * MariaDB's slash-star-M-bang, then the version (5 or 6 digits) if any;
+ * 0 if p does not start one.  The server runs the text inside unless the
+ * version is above its own (MariaDB also skips MySQL's 50700 to 99999);
+ * Oracle's MySQL ignores the M form.  The scan cannot know the server,
+ * so it counts the `?` of every one. */
+static size_t exec_opener(const char *p)
+{
+    size_t n, i;
+
+    if (p[0] != '/' || p[1] != '*')
+        return 0;
+    if (p[2] == '!')
+        n = 3;
+    else if (p[2] == 'M' && p[3] == '!')
+        n = 4;
+    else
+        return 0;
+    /* A version is 5 digits, or 6; fewer are part of the SQL. */
+    for (i = 0; i < 6 && p[n + i] >= '0' && p[n + i] <= '9'; i++)
+        continue;
+    return i >= 5 ? n + i : n;
+}
+
 /* Skips a literal, identifier or comment starting at p; returns the
  * position after it, or p if nothing starts there.  Unterminated ones run
- * to the end: the server reports the error. */
-static const char *skip(const char *sql, const char *p, enum cdm_sql_dialect d)
+ * to the end: the server reports the error.  The opener and closer of a
+ * MySQL executable comment are skipped too, and move s->exec. */
+static const char *skip(struct scan *s, const char *p)
 {
+    const char *sql = s->sql;
+    enum cdm_sql_dialect d = s->d;
     char c = *p;
 
+    if (d == CDM_SQL_MYSQL) {
+        size_t n;
+        if (s->exec && c == '*' && p[1] == '/') {
+            s->exec = false;
+            return p + 2;
+        }
+        /* Within one, another opener starts an ordinary comment, as on
+         * the server: its closer ends it, the outer one goes on. */
+        if (!s->exec && (n = exec_opener(p))) {
+            s->exec = true;
+            return p + n;
+        }
+    }
     if (c == '-' && p[1] == '-' &&
         (d == CDM_SQL_PG || blank(p[2]) || p[2] == '\0')) {
         while (*p && *p != '\n')
@@ -107,16 +157,35 @@ static const char *skip(const char *sql, const char *p, enum cdm_sql_dialect d)
     return p;
 }
 
+/* True if nothing but blanks, comments and semicolons follows r.  The
+ * scan state is a copy: looking ahead moves nothing. */
+static bool only_comments(struct scan s, const char *r)
+{
+    for (;;) {
+        const char *q;
+        while (blank(*r) || *r == ';')
+            r++;
+        q = skip(&s, r);
+        /* A literal or identifier is a statement (the opener of an
+         * executable comment is not, but what it holds may be). */
+        if (q == r || (*r != '-' && *r != '/' && *r != '#' && *r != '*'))
+            break;
+        r = q;
+    }
+    return *r == '\0';
+}
+
 int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
                   char **out, size_t *nparams, bool *multi)
 {
     struct cdm_buf b = { 0 };
+    struct scan s = { sql, d, false };
     const char *p = sql, *copied = sql;
     size_t n = 0;
 
     *multi = false;
     while (*p) {
-        const char *q = skip(sql, p, d);
+        const char *q = skip(&s, p);
         if (q != p) {
             p = q;
             continue;
@@ -137,21 +206,8 @@ int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
                 cdm__buf_addf(&b, "$%zu", n);
                 copied = p + 1;
             }
-        } else if (*p == ';') {
-            /* A second statement if anything but blanks, comments and
-             * semicolons follows. */
-            const char *r = p + 1;
-            for (;;) {
-                const char *s;
-                while (blank(*r) || *r == ';')
-                    r++;
-                s = skip(sql, r, d);
-                if (s == r || (*r != '-' && *r != '/' && *r != '#'))
-                    break;
-                r = s;
-            }
-            if (*r)
-                *multi = true;
+        } else if (*p == ';' && !only_comments(s, p + 1)) {
+            *multi = true;
         }
         p++;
     }
@@ -167,10 +223,11 @@ int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
 const char *cdm__sql_statement_end(const char *sql, const char *from,
                                    enum cdm_sql_dialect d)
 {
+    struct scan s = { sql, d, false };
     const char *p = from;
 
     while (*p && *p != ';') {
-        const char *q = skip(sql, p, d);
+        const char *q = skip(&s, p);
         p = q != p ? q : p + 1;
     }
     return p;

@@ -3,8 +3,10 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -164,6 +166,23 @@ static bool msg_has_number(const char *msg, unsigned long n)
 #define ck_errmsg_lacks(needle)                                              \
     ck_assert_msg(strstr(cdm_errmsg(), (needle)) == NULL,                    \
                   "errmsg '%s' shows '%s'", cdm_errmsg(), (needle))
+
+/* A connect error is one line and ends with words, not with the bare
+ * number Connector/C puts there (errno or a resolver code). */
+static void ck_errmsg_explained(void)
+{
+    const char *msg = cdm_errmsg();
+    regex_t re;
+    int found;
+
+    ck_assert_int_eq(regcomp(&re, " \\(-?[0-9]+\\)$", REG_EXTENDED | REG_NOSUB), 0);
+    found = regexec(&re, msg, 0, NULL, 0) == 0;
+    regfree(&re);
+    ck_assert_msg(!found, "errmsg '%s' ends with a bare number", msg);
+    ck_assert_msg(*msg && !isdigit((unsigned char)msg[strlen(msg) - 1]),
+                  "errmsg '%s' ends with a number", msg);
+    ck_assert_msg(strchr(msg, '\n') == NULL, "errmsg '%s' spans lines", msg);
+}
 
 static double now_s(void)
 {
@@ -768,6 +787,95 @@ START_TEST(test_qmark_escapes_and_minus_minus)
 }
 END_TEST
 
+/* The server runs the text of an executable comment, so a `?` there is a
+ * placeholder; in an ordinary comment it is not. */
+START_TEST(test_qmark_in_executable_comments)
+{
+    static const char *const forms[] = {
+        "SELECT 1 /*! + ? */",
+        "SELECT 1 /*!50100 + ? */",
+        "SELECT 1 /*M! + ? */",          /* MariaDB's own forms */
+        "SELECT 1 /*M!100100 + ? */",
+    };
+    cdm_result *r = NULL;
+    int64_t n = -1;
+    char *v;
+
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        v = scalar_p(c, forms[i], (const char *[]){ "41" }, 1);
+        ck_assert_msg(v && strcmp(v, "42") == 0, "'%s' with 41: '%s'",
+                      forms[i], v ? v : "(NULL)");
+        free(v);
+    }
+    ck_scalar(c, "SELECT 1 /* ? */", "1");
+    ck_scalar(c, "SELECT 1 /*! + 41 */", "42");
+    /* Counted before anything reaches the server. */
+    ck_status(cdm_query(c, "SELECT 1 /*! + ? */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 1) && msg_has_number(cdm_errmsg(), 0),
+                  "errmsg '%s' lacks the counts 1 and 0", cdm_errmsg());
+    /* Inside, quotes hold a star-slash and a `?`; an ordinary comment and
+     * a line comment end where they would outside. */
+    v = scalar_p(c, "SELECT 0 /*! + LENGTH('*/?') + LENGTH(\"it\\'s */ ?\") "
+                    "+ ? */", (const char *[]){ "100" }, 1);
+    ck_assert_pstr_eq(v, "112");
+    free(v);
+    v = scalar_p(c, "SELECT 1 /*! + /* ? */ ? */ + ?",
+                 (const char *[]){ "10", "100" }, 2);
+    ck_assert_pstr_eq(v, "111");
+    free(v);
+    v = scalar_p(c, "SELECT 1 /*! + ? # ? */\n */",
+                 (const char *[]){ "2" }, 1);
+    ck_assert_pstr_eq(v, "3");
+    free(v);
+    /* Statements inside count as statements, an empty one does not. */
+    ck_scalar(c, "SELECT 1; /*! */", "1");
+    ck_status(cdm_query(c, "SELECT 1; /*!40101 SELECT 2 */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_errmsg_has("statement");
+    ck_status(cdm_exec(c, "/*!40101 SET @cdm_v = 5 */;\n"
+                          "/*!40101 SET @cdm_v = @cdm_v + 1 */;\n", NULL, 0, &n),
+              CDM_OK);
+    ck_scalar(c, "SELECT @cdm_v", "6");
+}
+END_TEST
+
+/* The server skips the text of a versioned comment above its version
+ * (no server is 9.99.99 yet; MariaDB 99.99.99 neither): its `?` are none. */
+START_TEST(test_qmark_in_skipped_versioned_comment)
+{
+    cdm_result *r = NULL;
+    int64_t n = -1;
+
+    ck_scalar(c, "SELECT 1 /*!99999 + ? */", "1");
+    ck_scalar(c, "SELECT 1 /*M!999999 + ? */ /*!50100 + 1 */", "2");
+    ck_status(cdm_query(c, "SELECT 1 /*!99999 + ? */",
+                        (const char *[]){ "41" }, 1, &r), CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 0) && msg_has_number(cdm_errmsg(), 1),
+                  "errmsg '%s' lacks the counts 0 and 1", cdm_errmsg());
+    ck_errmsg_has("definition 'My'");
+    /* One the server runs is counted by the server all the same. */
+    ck_status(cdm_query(c, "SELECT 1 /*!50100 + ? */", NULL, 0, &r),
+              CDM_ERR_INVALID);
+    ck_assert_msg(msg_has_number(cdm_errmsg(), 1) && msg_has_number(cdm_errmsg(), 0),
+                  "errmsg '%s' lacks the counts 1 and 0", cdm_errmsg());
+    ck_status(cdm_exec(c, "SET @cdm_w = 1 /*!99999 + ? */",
+                       (const char *[]){ "1" }, 1, &n), CDM_ERR_INVALID);
+    /* A script takes the plain path. */
+    ck_status(cdm_exec(c, "SET @cdm_w = 1 /*!99999 + ? */;\n"
+                          "SET @cdm_w = @cdm_w + 1;", NULL, 0, &n), CDM_OK);
+    ck_scalar(c, "SELECT @cdm_w", "2");
+    n = -1;
+    ck_status(cdm_exec(c, "SET @cdm_w = 5 /*!99999 + ? */", NULL, 0, &n),
+              CDM_OK);
+    ck_assert_int_eq(n, 0);
+    ck_scalar(c, "SELECT @cdm_w", "5");
+}
+END_TEST
+
 START_TEST(test_param_count_mismatch)
 {
     cdm_result *r = NULL;
@@ -1136,6 +1244,60 @@ START_TEST(test_connect_refused_port)
     ck_errmsg_has("Refused");
     ck_errmsg_has("127.0.0.1");
     ck_errmsg_lacks(srv.password);
+    /* Connector/C says "(115)" here, EINPROGRESS: the kernel's answer is
+     * found again. */
+    ck_errmsg_has("Connection refused");
+    ck_errmsg_explained();
+}
+END_TEST
+
+START_TEST(test_connect_handshake_timeout_explained)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char port[32];
+    cdm_conn *x = NULL;
+
+    /* The kernel accepts the connection; nobody ever sends the greeting.
+     * Connector/C ends its message with "system error: 110". */
+    ck_assert_int_ge(fd, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(port, sizeof port, "Port=%u", ntohs(a.sin_port));
+    add_def(m, "Silent", (const char *[]){ "Server=127.0.0.1", port,
+                                           "LoginTimeout=1", NULL });
+    ck_status(cdm_connect(m, "Silent", &x), CDM_ERR_CONNECT);
+    close(fd);
+    ck_assert_ptr_null(x);
+    ck_errmsg_has("Silent");
+    ck_errmsg_has("timed out");
+    ck_errmsg_explained();
+}
+END_TEST
+
+START_TEST(test_connect_unknown_host_explained)
+{
+    static const char host[] = "cdm-no-such-host.invalid";
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    cdm_conn *x = NULL;
+    int gai;
+
+    add_def(m, "NoHost", (const char *[]){ "Server=cdm-no-such-host.invalid",
+                                           "LoginTimeout=2", NULL });
+    ck_status(cdm_connect(m, "NoHost", &x), CDM_ERR_CONNECT);
+    ck_assert_ptr_null(x);
+    ck_errmsg_has("NoHost");
+    ck_errmsg_has(host);
+    ck_errmsg_explained();
+    /* The resolver's own words for what it says about the name now. */
+    gai = getaddrinfo(host, "3306", &hints, &res);
+    if (res)
+        freeaddrinfo(res);
+    ck_assert_int_ne(gai, 0);
+    ck_errmsg_has(gai_strerror(gai));
 }
 END_TEST
 
@@ -1802,6 +1964,8 @@ int main(void)
 
     tcase_add_test(tp, test_qmark_in_literals_and_comments);
     tcase_add_test(tp, test_qmark_escapes_and_minus_minus);
+    tcase_add_test(tp, test_qmark_in_executable_comments);
+    tcase_add_test(tp, test_qmark_in_skipped_versioned_comment);
     tcase_add_test(tp, test_param_count_mismatch);
     tcase_add_test(tp, test_null_param_binds_null);
     tcase_add_test(tp, test_injection_strings_are_data);
@@ -1820,6 +1984,8 @@ int main(void)
 
     tcase_add_test(tc, test_connect_wrong_password);
     tcase_add_test(tc, test_connect_refused_port);
+    tcase_add_test(tc, test_connect_unknown_host_explained);
+    tcase_add_test(tc, test_connect_handshake_timeout_explained);
     tcase_add_test(tc, test_connect_unknown_database);
     tcase_add_test(tc, test_charset_default_utf8mb4);
     tcase_add_test(tc, test_charset_latin1);

@@ -15,6 +15,13 @@
 #include <string.h>
 
 #if HAVE_MYSQL
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <errmsg.h>
 #include <mysql.h>
 #endif
@@ -108,6 +115,122 @@ static int stmt_fail(MYSQL_STMT *st)
     return cdm__fail(CDM_ERR_QUERY, "MySQL: %s", mysql_stmt_error(st));
 }
 
+/* ----------------------------------------------------- connect errors */
+
+/* How long connect_errno waits for each address.  It runs after a connect
+ * that failed before its timeout, so a refusal or an unreachable network
+ * answers at once; anything slower is not worth the wait. */
+#define PROBE_MS 1000
+
+/* The error of one more TCP connect to host:port (the last address's), or
+ * 0 if it connects or does not fail within PROBE_MS.  Connector/C 3.x
+ * reports errno after its non-blocking connect fails, and errno still
+ * holds that connect's EINPROGRESS: the reason it read from SO_ERROR is
+ * lost.  Only asking again finds it. */
+static int connect_errno(const char *host, unsigned int port)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_protocol = IPPROTO_TCP };
+    struct addrinfo *res;
+    char service[16];
+    int err = 0;
+
+    snprintf(service, sizeof service, "%u", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0)
+        return 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC, a->ai_protocol);
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        socklen_t len = sizeof err;
+
+        if (fd < 0)
+            continue;
+        err = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS &&
+            (poll(&pfd, 1, PROBE_MS) != 1 ||
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0))
+            err = 0;
+        close(fd);
+        if (err == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return err;
+}
+
+/* Finds the number that ends msg as " (N)" or as "system error: N" (a
+ * connection lost in the handshake).  Returns the glue for the words that
+ * replace it, after the first *keep bytes of msg, or NULL if msg ends
+ * otherwise. */
+static const char *trailing_number(const char *msg, long *n, size_t *keep)
+{
+    static const char sys[] = "system error: ";
+    size_t len = strlen(msg), paren = len > 0 && msg[len - 1] == ')';
+    const char *digits = msg + len - paren, *p = digits;
+
+    while (p > msg && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == digits)
+        return NULL;
+    if (p > msg && p[-1] == '-')
+        p--;
+    *n = strtol(p, NULL, 10);
+    if (paren) {
+        if (p - msg < 2 || p[-1] != '(' || p[-2] != ' ')
+            return NULL;
+        *keep = (size_t)(p - 2 - msg);
+        return ": ";
+    }
+    if ((size_t)(p - msg) < sizeof sys - 1 ||
+        strncmp(p - (sizeof sys - 1), sys, sizeof sys - 1) != 0)
+        return NULL;
+    *keep = (size_t)(p - msg);
+    return "";
+}
+
+/* Connector/C's message for a failed connect, with the bare number that
+ * ends it replaced by what it means: getaddrinfo's code for
+ * CR_UNKNOWN_HOST, errno for the others.  Other messages are copied as
+ * they are.  host is NULL or "localhost" for the Unix socket. */
+static void connect_message(MYSQL *db, const char *host, unsigned int port,
+                            char *buf, size_t size)
+{
+    const char *msg = mysql_error(db), *glue;
+    char text[256];
+    size_t keep;
+    long n;
+
+    snprintf(buf, size, "%s", msg);
+    if (!(glue = trailing_number(msg, &n, &keep)) || n == 0 ||
+        n < INT_MIN || n > INT_MAX)
+        return;
+    switch (mysql_errno(db)) {
+    case CR_UNKNOWN_HOST:
+        snprintf(text, sizeof text, "%s", gai_strerror((int)n));
+        break;
+    case CR_CONNECTION_ERROR:
+    case CR_CONN_HOST_ERROR:
+        if (n == EINPROGRESS)
+            n = host && strcmp(host, "localhost") != 0 ?
+                connect_errno(host, port) : 0;
+        if (n == 0) {
+            snprintf(text, sizeof text, "the client library lost the reason");
+            break;
+        }
+        /* fall through */
+    case CR_SERVER_LOST:
+    case CR_SERVER_LOST_EXTENDED:
+        /* XSI strerror_r (this file does not define _GNU_SOURCE). */
+        if (n < 0 || strerror_r((int)n, text, sizeof text) != 0)
+            return;
+        break;
+    default:
+        return;
+    }
+    snprintf(buf, size, "%.*s%s%s", (int)keep, msg, glue, text);
+}
+
 /* ------------------------------------------------------------ connect */
 
 static int my_connect(const struct cdm_resolved *r, void **out)
@@ -148,10 +271,11 @@ static int my_connect(const struct cdm_resolved *r, void **out)
                             port, NULL, flags)) {
         /* Connector/C names the host but not the port. */
         const char *host = cdm__rget(r, "Server");
+        char why[1024];
+        connect_message(db, host, port, why, sizeof why);
         rc = cdm__fail(mysql_errno(db) == CR_OUT_OF_MEMORY ? CDM_ERR_NOMEM :
                        CDM_ERR_CONNECT, "%s: MySQL: cannot connect to %s:%u: %s",
-                       r->where, host ? host : "localhost", port,
-                       mysql_error(db));
+                       r->where, host ? host : "localhost", port, why);
         mysql_close(db);
         return rc;
     }
@@ -238,15 +362,35 @@ static int empty_result(cdm_result **out)
 
 /* ---------------------------------------------------- plain query path */
 
-static int check_text(const char *sql, size_t nparams, bool allow_multi)
+/* True if `sql` may hold an executable comment with a version: the
+ * server skips the text of one above its own version (MariaDB also skips
+ * MySQL's 50700 to 99999), where cdm__sql_scan counted every `?`.  A match
+ * inside a literal only costs a round trip. */
+static bool versioned_comment(const char *sql)
+{
+    for (const char *p = strstr(sql, "/*"); p; p = strstr(p + 2, "/*")) {
+        const char *bang = p[2] == 'M' ? p + 3 : p + 2;
+        if (*bang == '!' && bang[1] >= '0' && bang[1] <= '9')
+            return true;
+    }
+    return false;
+}
+
+/* Checks the count of `?` and the number of statements.  *ask_server is
+ * set when the counts differ but the server may skip some of them: the
+ * prepared path then lets the server count.  A script cannot be prepared:
+ * it takes the plain path, where a `?` the server runs is a syntax error. */
+static int check_text(const char *sql, size_t nparams, bool allow_multi,
+                      bool *ask_server)
 {
     size_t n;
     bool multi;
     int rc = cdm__sql_scan(sql, CDM_SQL_MYSQL, false, NULL, &n, &multi);
 
+    *ask_server = false;
     if (rc != CDM_OK)
         return rc;
-    if (n != nparams)
+    if (n != nparams && !versioned_comment(sql))
         return cdm__fail(CDM_ERR_INVALID, "the statement has %zu parameter%s "
                          "(?), %zu given", n, n == 1 ? "" : "s", nparams);
     if (multi && !allow_multi)
@@ -254,6 +398,7 @@ static int check_text(const char *sql, size_t nparams, bool allow_multi)
                          "statement; %s", nparams ? "parameters go with one "
                          "statement" : "run them one by one (or with cdm_exec "
                          "and no parameters)");
+    *ask_server = n != nparams && !multi;
     return CDM_OK;
 }
 
@@ -441,7 +586,8 @@ static int prepared(MYSQL *db, const char *sql, const char *const *params,
                        "(?), %zu given", want, want == 1 ? "" : "s", n);
         goto out;
     }
-    if ((rc = bind_params(st, params, n, &b, &lens, &nulls)) != CDM_OK)
+    /* None when the server was asked to count (check_text). */
+    if (n && (rc = bind_params(st, params, n, &b, &lens, &nulls)) != CDM_OK)
         goto out;
     mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update);
     if (mysql_stmt_execute(st)) {
@@ -474,24 +620,29 @@ out:
 static int my_exec(void *dc, const char *sql, const char *const *params,
                    size_t n, int64_t *affected)
 {
+    bool ask;
     int rc;
 
     *affected = 0;
-    if ((rc = ready()) != CDM_OK || (rc = check_text(sql, n, n == 0)) != CDM_OK)
+    if ((rc = ready()) != CDM_OK ||
+        (rc = check_text(sql, n, n == 0, &ask)) != CDM_OK)
         return rc;
-    return n ? prepared(dc, sql, params, n, affected, NULL)
-             : plain(dc, sql, affected, NULL);
+    return n || ask ? prepared(dc, sql, params, n, affected, NULL)
+                    : plain(dc, sql, affected, NULL);
 }
 
 static int my_query(void *dc, const char *sql, const char *const *params,
                     size_t n, cdm_result **out)
 {
     cdm_result *r = NULL;
+    bool ask;
     int rc;
 
-    if ((rc = ready()) != CDM_OK || (rc = check_text(sql, n, false)) != CDM_OK)
+    if ((rc = ready()) != CDM_OK ||
+        (rc = check_text(sql, n, false, &ask)) != CDM_OK)
         return rc;
-    rc = n ? prepared(dc, sql, params, n, NULL, &r) : plain(dc, sql, NULL, &r);
+    rc = n || ask ? prepared(dc, sql, params, n, NULL, &r)
+                  : plain(dc, sql, NULL, &r);
     if (rc == CDM_OK && !r)
         rc = cdm__fail(CDM_ERR_INVALID, "the SQL text holds no statement");
     if (rc != CDM_OK) {
