@@ -120,7 +120,7 @@ static int stmt_fail(MYSQL_STMT *st)
 /* How long connect_errno waits for each address.  It runs after a connect
  * that failed before its timeout, so a refusal or an unreachable network
  * answers at once; anything slower is not worth the wait. */
-#define PROBE_MS 1000
+#define PROBE_MS 250
 
 /* The error of one more TCP connect to host:port (the last address's), or
  * 0 if it connects or does not fail within PROBE_MS.  Connector/C 3.x
