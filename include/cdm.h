@@ -178,11 +178,14 @@ typedef struct cdm_pool_stats {
 } cdm_pool_stats;
 
 /* The process-wide manager, created on first call (thread-safe).  On
- * creation it loads the file named by $CDM_CONNECTION_DEFS, if set.  If
- * that load fails, the manager starts empty and the reason is kept: a
- * cdm_connect that then finds no definition says why ("... ($CDM_
- * CONNECTION_DEFS: path:3: ...)").  Call cdm_manager_load_file yourself
- * when you need the status at once.  NULL only when out of memory.  After
+ * creation it loads the file named by $CDM_CONNECTION_DEFS, if set; what
+ * that load logs is kept for the first callback cdm_manager_set_log
+ * installs.  If the load fails, the manager starts empty and the reason
+ * is kept: a cdm_connect that then finds no definition of its name
+ * returns the load's status (CDM_ERR_PARSE, CDM_ERR_IO, ...) with its
+ * message ("$CDM_CONNECTION_DEFS: path:3: ... (so definition 'X' is not
+ * defined)").  Call cdm_manager_load_file yourself when you need the
+ * status at once.  NULL only when out of memory.  After
  * cdm_manager_free() on it, the next call creates a fresh one. */
 CDM_EXPORT cdm_manager *cdm_manager_default(void);
 
@@ -203,8 +206,30 @@ CDM_EXPORT int cdm_manager_load_file(cdm_manager *m, const char *path);
 
 /* Reads every loaded file again and replaces the definitions they hold,
  * all or nothing.  Private definitions are kept.  Pools follow as for
- * cdm_manager_set_param; a definition gone from the file loses its pool. */
+ * cdm_manager_set_param; a definition gone from the file loses its pool.
+ * Values set in memory (cdm_manager_set_param) on a file's definitions
+ * are replaced by what the file says; each one is logged.
+ *
+ * No change takes a working pool down: this call, cdm_manager_set_param,
+ * cdm_manager_add_def and cdm_manager_delete_def refuse (CDM_ERR_INVALID,
+ * CDM_ERR_DRIVER, CDM_ERR_NOT_FOUND: whatever connecting would fail with)
+ * a change after which a definition that has a pool, and could connect
+ * before, could not: a bad value, an unknown or not built-in driver, a
+ * missing or cyclic parent, a required key removed, POOL_MaximumItems=0.
+ * The message names the definition, the key and the reason, and nothing
+ * changes.  Removing the definition itself, or its Pooled, is allowed. */
 CDM_EXPORT int cdm_manager_reload(cdm_manager *m);
+
+/* Follows the loaded files: every `interval_ms` the cleanup thread looks
+ * at each (size, modification time, inode: an editor's atomic rename is a
+ * change) and, when one changed, reloads as cdm_manager_reload does.  A
+ * reload that fails (a syntax error, a change the rule above refuses, a
+ * file gone) is logged as an error once per change of the files, naming
+ * file and line, and the definitions loaded before keep serving.
+ * 0 stops watching; at least 10 ms otherwise.  No extra thread: the
+ * cleanup thread waits for the earliest of its pools' and the watch's due
+ * times. */
+CDM_EXPORT int cdm_manager_watch(cdm_manager *m, int interval_ms);
 
 /* Adds a private (in-memory) definition from a NULL-terminated list of
  * "Key=Value" strings.  Every value is checked now; on any error nothing
@@ -213,13 +238,14 @@ CDM_EXPORT int cdm_manager_reload(cdm_manager *m);
 CDM_EXPORT int cdm_manager_add_def(cdm_manager *m, const char *name,
                                    const char *const *params);
 
-/* Sets one parameter of a definition (file or private; in memory only).
- * `value` NULL removes it.  A bad value is refused and nothing changes.
- * Pools follow at once: a definition whose resolved parameters changed
- * (its own, or a parent's) gets a new pool generation, so idle
- * connections close now and borrowed ones when returned; new limits apply
- * at once; a definition no longer Pooled (or no longer valid) loses its
- * pool. */
+/* Sets one parameter of a definition (file or private; in memory only,
+ * until a reload replaces what the file defines).  `value` NULL removes
+ * it.  A bad value is refused and nothing changes, as is a change that
+ * would break a pool (see cdm_manager_reload).  Pools follow at once: a
+ * definition whose resolved parameters changed (its own, or a parent's)
+ * gets a new pool generation, so idle connections close now and borrowed
+ * ones when returned; new limits apply at once; a definition no longer
+ * Pooled loses its pool. */
 CDM_EXPORT int cdm_manager_set_param(cdm_manager *m, const char *name,
                                      const char *key, const char *value);
 
@@ -252,7 +278,9 @@ CDM_EXPORT int cdm_manager_close_def(cdm_manager *m, const char *name);
 CDM_EXPORT int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                                       cdm_pool_stats *out);
 
-/* Installs the log callback (NULL: discard, the default). */
+/* Installs the log callback (NULL: discard, the default).  The first
+ * callback installed on the default manager first receives what its
+ * automatic load logged. */
 CDM_EXPORT void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user);
 
 /* Stops new connects (CDM_ERR_CLOSED from then on, also for callers

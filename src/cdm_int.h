@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -92,7 +93,8 @@ enum cdm_ptype {
 #define CDM_PF_REQUIRED 2u  /* a definition must set it (itself or through its parent) */
 
 /* Optional check of one parameter's value beyond its type (PGAdvanced
- * keys against libpq's list); sets the message on failure. */
+ * keys against libpq's list; an INT's once it is in range); sets the
+ * message on failure. */
 typedef int (*cdm_param_check_fn)(const char *where, const char *key,
                                   const char *value);
 
@@ -299,10 +301,22 @@ struct cdm_ini_warning {
     char *text;      /* "path:line: ..." */
 };
 
+/* What cdm_manager_watch compares to see that a file changed: an edit in
+ * place changes size or mtime, an editor's atomic rename the inode. */
+struct cdm_filesig {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns;
+};
+void cdm__filesig(const struct stat *st, struct cdm_filesig *out);
+bool cdm__filesig_eq(const struct cdm_filesig *a, const struct cdm_filesig *b);
+
 struct cdm_ini {
     char *path;      /* as given */
     char *dir;       /* absolute directory of the file */
     unsigned mode;   /* st_mode permission bits */
+    struct cdm_filesig sig;
     struct cdm_ini_section *sections;
     size_t nsections, sections_cap;
     struct cdm_ini_warning *warnings;
@@ -344,6 +358,7 @@ void cdm__ini_free(struct cdm_ini *ini);
 struct cdm_source {
     char *path;   /* as given to load_file, for messages and reload */
     char *dir;    /* absolute directory, for relative SQLite paths */
+    struct cdm_filesig sig;  /* the file as read (its fstat before reading) */
     atomic_uint refs;  /* shared by definitions and resolved copies that
                         * live in different threads */
 };
@@ -361,11 +376,19 @@ struct cdm_def {
     struct cdm_kv *kv;
     size_t nkv, cap;
     uint64_t gen;               /* bumped on every change */
+    char **memory;              /* keys of a file's definition set or unset
+                                 * in memory (cdm_manager_set_param), which
+                                 * a reload replaces; NULL-terminated */
 };
 
 struct cdm_def *cdm__def_new(const char *name, struct cdm_source *src, int line);
 void cdm__def_free(struct cdm_def *d);
 struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key);
+/* Notes that `key` of a file's definition was changed in memory; true if
+ * it was not noted before (out of memory: not noted). */
+bool cdm__def_note_memory(struct cdm_def *d, const char *key);
+/* Takes back the last note (a change refused). */
+void cdm__def_unnote_last(struct cdm_def *d);
 /* Sets (or adds) a key; value NULL removes it. */
 int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line);
 /* Appends a key the definition does not have, taking `key` and `value`
@@ -671,13 +694,22 @@ int cdm__registry_attach(struct cdm_registry *g, const char *name,
 void cdm__registry_start(struct cdm_registry *g);
 void cdm__registry_kick(struct cdm_registry *g);
 cdm_conn *cdm__registry_detach(struct cdm_registry *g, const char *name);
-/* Every attached pool gets fn's parameters for its name, or is detached
- * when fn returns NULL. */
-typedef struct cdm_resolved *(*cdm_refresh_fn)(void *ctx, const char *name);
+/* Every attached pool gets fn's parameters for its name; when fn returns
+ * NULL it is detached, or left as it is when fn sets *keep. */
+typedef struct cdm_resolved *(*cdm_refresh_fn)(void *ctx, const char *name,
+                                               bool *keep);
 cdm_conn *cdm__registry_refresh(struct cdm_registry *g, cdm_refresh_fn fn,
                                 void *ctx);
 int cdm__registry_stats(struct cdm_registry *g, const char *name,
                         cdm_pool_stats *out);
+/* The names of the attached pools (a cdm_strv_free list), NULL when out
+ * of memory. */
+char **cdm__registry_names(struct cdm_registry *g);
+/* Has the cleanup thread call fn(ctx) every interval_ms (0: stop), outside
+ * every lock of the registry; starts the thread if needed. */
+typedef void (*cdm_watch_fn)(void *ctx);
+void cdm__registry_watch(struct cdm_registry *g, int interval_ms,
+                         cdm_watch_fn fn, void *ctx);
 cdm_conn *cdm__registry_close(struct cdm_registry *g);
 /* Connections still borrowed when the deadline passed (0: none). */
 int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns);
@@ -694,5 +726,8 @@ void cdm__log(cdm_manager *m, int level, const char *fmt, ...) CDM_PRINTF(3, 4);
 /* Test hook: one full cleanup pass over every pool, run now by the
  * cleanup thread; CDM_OK when it has run, CDM_ERR_BUSY on timeout. */
 int cdm__manager_cleanup_now(cdm_manager *m, int timeout_ms);
+/* Test hook: how many times cdm_manager_watch has looked at the files
+ * (after the look, and after any reload it made). */
+uint64_t cdm__manager_watch_looks(cdm_manager *m);
 
 #endif /* CDM_INT_H */

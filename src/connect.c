@@ -86,11 +86,11 @@ static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
             goto borrow;
         }
         rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
-        if (rc == CDM_ERR_NOT_FOUND && m->autoload_error) {
-            char first[1024];
-            snprintf(first, sizeof first, "%s", cdm_errmsg());
-            cdm__fail(rc, "%s (%s)", first, m->autoload_error);
-        }
+        /* A broken file, not a wrong name: the load's own status. */
+        if (rc == CDM_ERR_NOT_FOUND && m->autoload_error &&
+            !cdm__manager_find(m, name, NULL))
+            rc = cdm__fail(m->autoload_status, "%s (so definition '%.64s' "
+                           "is not defined)", m->autoload_error, name);
         if (rc == CDM_OK)
             rc = cdm__resolve_finish(r);
         if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {

@@ -49,6 +49,7 @@ void cdm__def_free(struct cdm_def *d)
     }
     free(d->kv);
     free(d->name);
+    cdm_strv_free(d->memory);
     cdm__source_release(d->src);
     free(d);
 }
@@ -59,6 +60,39 @@ struct cdm_kv *cdm__def_find(const struct cdm_def *d, const char *key)
         if (cdm__streq_nocase(d->kv[i].key, key))
             return &d->kv[i];
     return NULL;
+}
+
+bool cdm__def_note_memory(struct cdm_def *d, const char *key)
+{
+    size_t n = 0;
+    char **v;
+
+    while (d->memory && d->memory[n])
+        if (cdm__streq_nocase(d->memory[n++], key))
+            return false;
+    /* Out of memory only loses the reload's word about it. */
+    if (!(v = realloc(d->memory, (n + 2) * sizeof *v)))
+        return false;
+    d->memory = v;
+    v[n] = cdm__strdup(key);
+    v[n + 1] = NULL;
+    return v[n] != NULL;
+}
+
+void cdm__def_unnote_last(struct cdm_def *d)
+{
+    size_t n = 0;
+
+    while (d->memory && d->memory[n])
+        n++;
+    if (n == 0)
+        return;
+    free(d->memory[n - 1]);
+    d->memory[n - 1] = NULL;
+    if (n == 1) {
+        free(d->memory);
+        d->memory = NULL;
+    }
 }
 
 int cdm__def_set(struct cdm_def *d, const char *key, const char *value, int line)
@@ -127,7 +161,9 @@ int cdm__def_take(struct cdm_def *d, char *key, char *value, int line)
 void cdm__def_where(const struct cdm_def *d, const struct cdm_kv *kv,
                     char *buf, size_t size)
 {
-    int line = kv ? kv->line : d->line;
+    /* Changed in memory: the file's section no longer says what the
+     * definition is, so only its name is given. */
+    int line = kv ? kv->line : d->memory ? 0 : d->line;
 
     if (d->src && line > 0)
         snprintf(buf, size, "%s:%d: definition '%s'", d->src->path, line,

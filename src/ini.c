@@ -693,6 +693,21 @@ static int file_read(const char *path, char **buf, size_t *len,
     return rc;
 }
 
+void cdm__filesig(const struct stat *st, struct cdm_filesig *out)
+{
+    out->dev = st->st_dev;
+    out->ino = st->st_ino;
+    out->size = st->st_size;
+    out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
+                    st->st_mtim.tv_nsec;
+}
+
+bool cdm__filesig_eq(const struct cdm_filesig *a, const struct cdm_filesig *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns;
+}
+
 int cdm__file_read(const char *path, char **buf, size_t *len, struct stat *st)
 {
     return file_read(path, buf, len, st, false);
@@ -719,6 +734,7 @@ int cdm__ini_read(const char *path, struct cdm_ini **out)
     if (rc != CDM_OK)
         return rc;
     ini->mode = (unsigned)(st.st_mode & 07777);
+    cdm__filesig(&st, &ini->sig);
     if (!(ini->dir = absolute_dir(path))) {
         rc = cdm__fail(CDM_ERR_IO, "%s: %s", path, strerror(errno));
         cdm__ini_free(ini);

@@ -107,6 +107,7 @@ int cdm__load_parsed(struct cdm_ini *ini, struct cdm_loaded *l,
     l->src->refs = 1;
     l->src->path = ini->path;
     l->src->dir = ini->dir;
+    l->src->sig = ini->sig;
     ini->path = ini->dir = NULL;
     for (size_t i = 0; i < ini->nwarnings; i++) {
         const struct cdm_ini_warning *w = &ini->warnings[i];

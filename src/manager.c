@@ -8,6 +8,7 @@
 #include "manager.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,28 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------- logging */
 
+/* Messages kept for the first callback: enough for a file's worth of
+ * warnings, bounded whatever the file holds. */
+#define KEPT_MAX 100
+
+/* With m->log_lock held. */
+static void keep(cdm_manager *m, int level, const char *text)
+{
+    struct cdm_kept *v;
+
+    if (m->nkept == KEPT_MAX ||
+        !(v = realloc(m->kept, (m->nkept + 1) * sizeof *v))) {
+        m->ndropped++;
+        return;
+    }
+    m->kept = v;
+    if (!(v[m->nkept].text = cdm__strdup(text))) {
+        m->ndropped++;
+        return;
+    }
+    v[m->nkept++].level = level;
+}
+
 void cdm__log(cdm_manager *m, int level, const char *fmt, ...)
 {
     cdm_log_fn fn;
@@ -34,24 +57,54 @@ void cdm__log(cdm_manager *m, int level, const char *fmt, ...)
     pthread_mutex_lock(&m->log_lock);
     fn = m->log;
     user = m->log_user;
-    pthread_mutex_unlock(&m->log_lock);
-    if (!fn)
+    if (!fn && !m->keep_log) {
+        pthread_mutex_unlock(&m->log_lock);
         return;
+    }
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     cdm__oneline(text, sizeof text, raw);
+    if (!fn) {
+        keep(m, level, text);
+        pthread_mutex_unlock(&m->log_lock);
+        return;
+    }
+    pthread_mutex_unlock(&m->log_lock);
     fn(level, text, user);
 }
 
 void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user)
 {
+    struct cdm_kept *kept = NULL;
+    size_t nkept = 0, ndropped = 0;
+
     if (!m)
         return;
     pthread_mutex_lock(&m->log_lock);
     m->log = fn;
     m->log_user = user;
+    if (fn) {
+        kept = m->kept;
+        nkept = m->nkept;
+        ndropped = m->ndropped;
+        m->kept = NULL;
+        m->nkept = m->ndropped = 0;
+        m->keep_log = false;
+    }
     pthread_mutex_unlock(&m->log_lock);
+    /* What the default manager's load said before anyone listened. */
+    for (size_t i = 0; i < nkept; i++) {
+        fn(kept[i].level, kept[i].text, user);
+        free(kept[i].text);
+    }
+    free(kept);
+    if (ndropped) {
+        char text[128];
+        snprintf(text, sizeof text, "%zu more messages of the first load "
+                 "were not kept", ndropped);
+        fn(CDM_LOG_WARN, text, user);
+    }
 }
 
 /* The registry's log sink: the manager's callback. */
@@ -163,6 +216,8 @@ static void atfork_install(void)
     pthread_atfork(fork_prepare, fork_release, fork_child);
 }
 
+static void watch_files(void *ctx);
+
 struct cdm_registry *cdm__manager_registry(cdm_manager *m)
 {
     struct cdm_log_sink s = { sink, m };
@@ -176,6 +231,9 @@ struct cdm_registry *cdm__manager_registry(cdm_manager *m)
         return m->reg;
     cdm__registry_abandon(m->reg);
     m->reg = fresh;
+    /* The child follows the files as the parent did. */
+    if (m->watch_ms)
+        cdm__registry_watch(fresh, m->watch_ms, watch_files, m);
     return fresh;
 }
 
@@ -222,9 +280,17 @@ cdm_manager *cdm_manager_default(void)
         /* Not this call's failure: kept for the connect that needs it. */
         cdm__errmsg_save(saved);
         path = getenv("CDM_CONNECTION_DEFS");
-        if (path && *path && cdm_manager_load_file(m, path) != CDM_OK)
+        /* Its warnings wait for the program's callback. */
+        m->keep_log = true;
+        if (path && *path &&
+            (m->autoload_status = cdm_manager_load_file(m, path)) != CDM_OK)
             m->autoload_error = cdm__asprintf("$CDM_CONNECTION_DEFS: %s",
                                               cdm_errmsg());
+        if (m->autoload_error)
+            cdm__log(m, CDM_LOG_ERROR, "%s", m->autoload_error);
+        pthread_mutex_lock(&m->log_lock);
+        m->keep_log = false;
+        pthread_mutex_unlock(&m->log_lock);
         cdm__errmsg_restore(saved);
         atomic_store_explicit(&default_manager, m, memory_order_release);
     }
@@ -288,6 +354,10 @@ void cdm_manager_free(cdm_manager *m)
     free(m->defs);
     free(m->files);
     free(m->autoload_error);
+    free(m->watch_failed);
+    for (size_t i = 0; i < m->nkept; i++)
+        free(m->kept[i].text);
+    free(m->kept);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->log_lock);
     free(m);
@@ -308,8 +378,13 @@ int cdm__manager_cleanup_now(cdm_manager *m, int timeout_ms)
 /* ------------------------------------------------------- pools, changes */
 
 /* The parameters a pool for `name` should have now, or NULL if the name
- * should have no pool (gone, no longer pooled, no longer valid). */
-static struct cdm_resolved *pooled_params(void *ctx, const char *name)
+ * should have no pool (gone, no longer pooled).  A definition that no
+ * longer resolves keeps its pool as it is (*keep): the safety rule lets
+ * no change break one, so it broke on its own (an environment variable
+ * gone), and the pool lends what it has until the definition is fixed,
+ * changed or closed. */
+static struct cdm_resolved *pooled_params(void *ctx, const char *name,
+                                          bool *keep)
 {
     cdm_manager *m = ctx;
     struct cdm_resolved *r = NULL;
@@ -317,13 +392,16 @@ static struct cdm_resolved *pooled_params(void *ctx, const char *name)
 
     if (rc == CDM_OK)
         rc = cdm__resolve_finish(r);
-    if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled"))
-        rc = CDM_ERR_INVALID;
+    if (rc == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+        cdm__resolved_free(r);
+        return NULL;
+    }
     if (rc == CDM_OK)
         rc = cdm__pool_check_cfg(r);
     if (rc == CDM_OK)
         return r;
     cdm__resolved_free(r);
+    *keep = cdm__manager_find(m, name, NULL) != NULL;
     return NULL;
 }
 
@@ -341,6 +419,103 @@ static cdm_conn *refresh_pools(cdm_manager *m)
     dead = cdm__registry_refresh(cdm__manager_registry(m), pooled_params, m);
     cdm__errmsg_restore(saved);
     return dead;
+}
+
+/* ------------------------------------------------- the safety rule */
+
+/*
+ * A change never takes a working pool down (DESIGN.md, Live definitions):
+ * every definition with a pool that could connect before a change must
+ * still resolve in full after it (parent chain, driver built in, required
+ * keys, every value valid, pool limits), or the change is refused as a
+ * whole.  A definition that was already broken (an environment variable
+ * gone since its pool was built) does not block other changes; one that
+ * the change removes loses its pool, as asked.
+ */
+struct guard {
+    char **names;   /* definitions with an attached pool */
+    bool *ok;       /* whether each could connect before the change */
+    size_t n;
+};
+
+/* Whether `name` resolves to something a pool can connect with, the
+ * message saying why not. */
+static int can_connect(const char *name, cdm_lookup_fn lookup, void *ctx)
+{
+    struct cdm_resolved *r = NULL;
+    int rc = cdm__resolve_chain(name, lookup, ctx, &r);
+
+    if (rc == CDM_OK)
+        rc = cdm__resolve_finish(r);
+    if (rc == CDM_OK && cdm__rget_bool(r, "Pooled"))
+        rc = cdm__pool_check_cfg(r);
+    cdm__resolved_free(r);
+    return rc;
+}
+
+/* With m->lock held, before a change: the definitions as they are, seen
+ * through `lookup`. */
+static int guard_begin(cdm_manager *m, struct guard *g, cdm_lookup_fn lookup,
+                       void *ctx)
+{
+    char saved[CDM_MSG_MAX];
+
+    memset(g, 0, sizeof *g);
+    if (!(g->names = cdm__registry_names(cdm__manager_registry(m))))
+        return cdm__nomem();
+    while (g->names[g->n])
+        g->n++;
+    if (!(g->ok = calloc(g->n + 1, sizeof *g->ok))) {
+        cdm_strv_free(g->names);
+        return cdm__nomem();
+    }
+    cdm__errmsg_save(saved);
+    for (size_t i = 0; i < g->n; i++)
+        g->ok[i] = can_connect(g->names[i], lookup, ctx) == CDM_OK;
+    cdm__errmsg_restore(saved);
+    return CDM_OK;
+}
+
+/* After the change, seen through `lookup`: CDM_OK, or the refusal. */
+static int guard_check(const struct guard *g, cdm_lookup_fn lookup, void *ctx)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        int rc;
+        if (!g->ok[i] || !lookup(ctx, g->names[i]))
+            continue;
+        if ((rc = can_connect(g->names[i], lookup, ctx)) != CDM_OK) {
+            cdm__errprefix("change refused, nothing changed: definition "
+                           "'%s' has a pool in use and could no longer "
+                           "connect: ", g->names[i]);
+            return rc;
+        }
+    }
+    return CDM_OK;
+}
+
+static void guard_end(struct guard *g)
+{
+    cdm_strv_free(g->names);
+    free(g->ok);
+}
+
+static struct cdm_def *names_lookup(void *ctx, const char *name)
+{
+    return cdm__names_get(ctx, name);
+}
+
+/* The manager's definitions but one, as they would be without it. */
+struct without {
+    cdm_manager *m;
+    const struct cdm_def *gone;
+};
+
+static struct cdm_def *without_lookup(void *ctx, const char *name)
+{
+    struct without *w = ctx;
+    struct cdm_def *d = cdm__manager_find(w->m, name, NULL);
+
+    return d == w->gone ? NULL : d;
 }
 
 /* ------------------------------------------------------------- loading */
@@ -431,12 +606,63 @@ fail:
     return rc;
 }
 
+static void note(struct cdm_notes *ns, const char *fmt, ...) CDM_PRINTF(2, 3);
+
+static void note(struct cdm_notes *ns, const char *fmt, ...)
+{
+    struct cdm_issue is = { .level = CDM_LOG_WARN };
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    is.text = text;
+    cdm__note(ns, &is);
+}
+
+/* With m->lock held, a reload about to apply (`fresh` indexes the
+ * definitions it leaves): what it discards that someone may miss.  A
+ * value set in memory on a file's definition goes (the file defines the
+ * definition again), and a definition with a pool that the files no
+ * longer define loses its pool. */
+static void note_reload(cdm_manager *m, const struct guard *g,
+                        const struct cdm_names *fresh, struct cdm_notes *ns)
+{
+    for (size_t i = 0; i < m->ndefs; i++) {
+        const struct cdm_def *d = m->defs[i];
+        const struct cdm_def *now;
+        if (!d->src || !d->memory)
+            continue;
+        now = cdm__names_get(fresh, d->name);
+        for (size_t j = 0; d->memory[j]; j++) {
+            const struct cdm_kv *kv = now ? cdm__def_find(now, d->memory[j])
+                                          : NULL;
+            if (kv)
+                note(ns, "reload: definition '%s': %s, set in memory, is "
+                     "replaced by the file's value (%s:%d)", d->name,
+                     d->memory[j], now->src->path, kv->line);
+            else
+                note(ns, "reload: definition '%s': %s, set in memory, is "
+                     "gone: %s", d->name, d->memory[j],
+                     now ? "the file does not set it"
+                         : "the files no longer define the definition");
+        }
+    }
+    for (size_t i = 0; i < g->n; i++)
+        if (!cdm__names_get(fresh, g->names[i]))
+            note(ns, "reload: definition '%s' is no longer defined; its pool "
+                 "closes (borrowed connections finish first)", g->names[i]);
+}
+
 int cdm_manager_reload(cdm_manager *m)
 {
     struct cdm_loaded *ls = NULL;
     char **paths = NULL;
     struct cdm_def **defs = NULL, **old_defs = NULL;
-    struct cdm_names seen = { 0 };
+    struct cdm_names seen = { 0 }, fresh = { 0 };
+    struct cdm_notes notes = { 0 };
+    struct guard g;
     cdm_conn *dead = NULL;
     size_t n = 0, total = 0, k = 0, old_n = 0;
     int rc = CDM_OK;
@@ -487,13 +713,24 @@ int cdm_manager_reload(cdm_manager *m)
             if (!m->defs[i]->src)
                 defs[k++] = m->defs[i];
         /* The new index before anything changes: nothing fails after. */
-        rc = cdm__names_build(&m->names, defs, k);
+        rc = cdm__names_build(&fresh, defs, k);
+    }
+    /* The safety rule, on the definitions as the reload would leave them. */
+    if (rc == CDM_OK &&
+        (rc = guard_begin(m, &g, cdm__manager_lookup, m)) == CDM_OK) {
+        rc = guard_check(&g, names_lookup, &fresh);
+        if (rc == CDM_OK)
+            note_reload(m, &g, &fresh, &notes);
+        guard_end(&g);
     }
     if (rc != CDM_OK) {
         pthread_mutex_unlock(&m->lock);
+        cdm__names_clear(&fresh);
         free(defs);
         goto out;
     }
+    cdm__names_clear(&m->names);
+    m->names = fresh;
     /* The old file definitions are freed after the lock is let go (a
      * large file's take a while): the array keeps them, the private ones
      * moved to `defs`.  Pools belong to names: the refresh below bumps a
@@ -518,6 +755,7 @@ int cdm_manager_reload(cdm_manager *m)
     free(old_defs);
     for (size_t i = 0; i < n; i++)
         cdm__notes_flush(m, &ls[i].notes);
+    cdm__notes_flush(m, &notes);
 out:
     cdm__names_clear(&seen);
     for (size_t i = 0; ls && i < n; i++)
@@ -527,6 +765,124 @@ out:
         free(paths[i]);
     free(paths);
     return rc;
+}
+
+/* ------------------------------------------------------------ watching */
+
+/* The files' signatures now (all zero for one that cannot be looked at),
+ * and whether any differs from the one read.  NULL when out of memory. */
+static struct cdm_filesig *look_at_files(cdm_manager *m, size_t *n,
+                                         bool *changed)
+{
+    struct cdm_filesig *had, *now;
+    char **paths;
+    size_t count;
+
+    pthread_mutex_lock(&m->lock);
+    count = m->nfiles;
+    had = calloc(count + 1, sizeof *had);
+    now = calloc(count + 1, sizeof *now);
+    paths = calloc(count + 1, sizeof *paths);
+    for (size_t i = 0; had && now && paths && i < count; i++) {
+        had[i] = m->files[i]->sig;
+        paths[i] = cdm__strdup(m->files[i]->path);
+    }
+    pthread_mutex_unlock(&m->lock);
+    *changed = false;
+    for (size_t i = 0; had && now && paths && i < count; i++) {
+        struct stat st;
+        if (paths[i] && stat(paths[i], &st) == 0)
+            cdm__filesig(&st, &now[i]);
+        if (!cdm__filesig_eq(&now[i], &had[i]))
+            *changed = true;
+    }
+    cdm_strv_free(paths);
+    if (!had || !paths) {
+        free(now);
+        now = NULL;
+    }
+    free(had);
+    *n = count;
+    return now;
+}
+
+/* One look at the files, and the reload if they changed. */
+static void watch_once(cdm_manager *m)
+{
+    struct cdm_filesig *now;
+    bool changed, said, closed;
+    size_t n;
+    int rc;
+
+    now = look_at_files(m, &n, &changed);
+    if (!now || !changed) {
+        free(now);
+        return;
+    }
+    /* A change that failed is said once, not at every look. */
+    pthread_mutex_lock(&m->lock);
+    said = m->watch_failed && m->watch_nfailed == n;
+    for (size_t i = 0; said && i < n; i++)
+        said = cdm__filesig_eq(&m->watch_failed[i], &now[i]);
+    closed = m->closed;
+    pthread_mutex_unlock(&m->lock);
+    if (said || closed) {
+        free(now);
+        return;
+    }
+    if ((rc = cdm_manager_reload(m)) != CDM_OK) {
+        cdm__log(m, CDM_LOG_ERROR, "watch: the changed definition files were "
+                 "not reloaded; the definitions loaded before keep serving: "
+                 "%s", cdm_errmsg());
+        pthread_mutex_lock(&m->lock);
+        free(m->watch_failed);
+        m->watch_failed = now;
+        m->watch_nfailed = n;
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    pthread_mutex_lock(&m->lock);
+    free(m->watch_failed);
+    m->watch_failed = NULL;
+    m->watch_nfailed = 0;
+    pthread_mutex_unlock(&m->lock);
+    cdm__log(m, CDM_LOG_INFO, "watch: definition files changed; reloaded");
+    free(now);
+}
+
+/* The cleanup thread's call, every cdm_manager_watch interval. */
+static void watch_files(void *ctx)
+{
+    cdm_manager *m = ctx;
+
+    watch_once(m);
+    atomic_fetch_add(&m->watch_looks, 1);
+}
+
+/* Test hook: how many times the watch has looked at the files. */
+uint64_t cdm__manager_watch_looks(cdm_manager *m)
+{
+    return atomic_load(&m->watch_looks);
+}
+
+int cdm_manager_watch(cdm_manager *m, int interval_ms)
+{
+    if (!m)
+        return cdm__fail(CDM_ERR_INVALID, "cdm_manager_watch: manager is NULL");
+    if (interval_ms != 0 && interval_ms < 10)
+        return cdm__fail(CDM_ERR_INVALID,
+                         "cdm_manager_watch: interval %d ms (0 stops "
+                         "watching, at least 10 ms otherwise)", interval_ms);
+    pthread_mutex_lock(&m->lock);
+    if (m->closed) {
+        pthread_mutex_unlock(&m->lock);
+        return cdm__fail(CDM_ERR_CLOSED, "cdm_manager_watch: the manager is "
+                         "closed");
+    }
+    m->watch_ms = interval_ms;
+    cdm__registry_watch(cdm__manager_registry(m), interval_ms, watch_files, m);
+    pthread_mutex_unlock(&m->lock);
+    return CDM_OK;
 }
 
 /* ------------------------------------------------ private definitions */
@@ -589,9 +945,22 @@ int cdm_manager_add_def(cdm_manager *m, const char *name,
                        "definition '%s' already exists (%s)", name, there);
     } else if ((rc = reserve(m, 1)) == CDM_OK &&
                (rc = cdm__names_put(&m->names, d)) == CDM_OK) {
+        struct without w = { m, d };
+        struct guard g;
         m->defs[m->ndefs++] = d;
-        d = NULL;
-        dead = refresh_pools(m);
+        /* A new name can complete a pooled definition's chain, not break
+         * it; the rule holds for every change all the same. */
+        if ((rc = guard_begin(m, &g, without_lookup, &w)) == CDM_OK) {
+            rc = guard_check(&g, cdm__manager_lookup, m);
+            guard_end(&g);
+        }
+        if (rc == CDM_OK) {
+            d = NULL;
+            dead = refresh_pools(m);
+        } else {
+            m->ndefs--;
+            cdm__names_del(&m->names, d);
+        }
     }
     pthread_mutex_unlock(&m->lock);
     cdm__pool_close_list(dead);
@@ -604,6 +973,7 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
                           const char *value)
 {
     struct cdm_def *d;
+    struct guard g = { 0 };
     cdm_conn *dead = NULL;
     char where[512], *hint_text = NULL;
     int rc = CDM_OK;
@@ -625,24 +995,39 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
     if (value && (rc = cdm__def_check_value(d, where, key, value,
                                             &hint_text)) != CDM_OK)
         goto out;
+    if ((rc = guard_begin(m, &g, cdm__manager_lookup, m)) != CDM_OK)
+        goto out;
     {
-        struct cdm_kv *had = cdm__def_find(d, key);
+        struct cdm_kv *had = cdm__def_find(d, key), *now;
         char *before = had ? cdm__strdup(had->value) : NULL;
         int line = had ? had->line : 0;
         if (had && !before) {
             rc = cdm__nomem();
             goto out;
         }
-        if ((rc = cdm__def_set(d, key, value, 0)) == CDM_OK &&
-            (rc = cdm__def_check_pair(d)) != CDM_OK)
+        bool noted = d->src && cdm__def_note_memory(d, key);
+        rc = cdm__def_set(d, key, value, 0);
+        /* In memory now: messages must not send anyone to the file. */
+        if (rc == CDM_OK && (now = cdm__def_find(d, key)))
+            now->line = 0;
+        if (rc == CDM_OK && (rc = cdm__def_check_pair(d)) == CDM_OK)
+            rc = guard_check(&g, cdm__manager_lookup, m);
+        if (rc != CDM_OK) {
             /* Refused as a whole: the definition stays as it was. */
+            char saved[CDM_MSG_MAX];
+            cdm__errmsg_save(saved);
             cdm__def_set(d, key, before, line);
+            if (noted)
+                cdm__def_unnote_last(d);
+            cdm__errmsg_restore(saved);
+        }
         free(before);
     }
     if (rc == CDM_OK)
         dead = refresh_pools(m);
 out:
     pthread_mutex_unlock(&m->lock);
+    guard_end(&g);
     cdm__pool_close_list(dead);
     if (hint_text && rc == CDM_OK)
         cdm__log(m, CDM_LOG_WARN, "%s", hint_text);
@@ -662,6 +1047,17 @@ int cdm_manager_delete_def(cdm_manager *m, const char *name)
                          m ? "name" : "manager");
     pthread_mutex_lock(&m->lock);
     if ((d = cdm__manager_find(m, name, &i))) {
+        struct without w = { m, d };
+        struct guard g;
+        /* A parent that a pooled definition needs stays. */
+        if ((rc = guard_begin(m, &g, cdm__manager_lookup, m)) == CDM_OK) {
+            rc = guard_check(&g, without_lookup, &w);
+            guard_end(&g);
+        }
+        if (rc != CDM_OK) {
+            pthread_mutex_unlock(&m->lock);
+            return rc;
+        }
         cdm__names_del(&m->names, d);
         memmove(m->defs + i, m->defs + i + 1,
                 (m->ndefs - i - 1) * sizeof *m->defs);

@@ -19,13 +19,31 @@ struct cdm_manager {
     size_t nfiles;
     bool closed;
     char *autoload_error;        /* why $CDM_CONNECTION_DEFS did not load */
+    int autoload_status;         /* and its status */
+    int watch_ms;                /* cdm_manager_watch's interval, 0: none */
+    struct cdm_filesig *watch_failed;  /* the files' signatures when a
+                                  * watched reload last failed (logged once
+                                  * per change), one per file; NULL: none */
+    size_t watch_nfailed;
+    atomic_uint_fast64_t watch_looks;  /* times the files were looked at
+                                  * (a test hook reads it) */
     struct cdm_registry *reg;    /* its pools; a new one in a forked child */
     cdm_manager *next_all;       /* every live manager, for fork handlers
                                   * (guarded by the list's own lock) */
 
-    pthread_mutex_t log_lock;    /* guards log and log_user */
+    pthread_mutex_t log_lock;    /* guards everything below */
     cdm_log_fn log;
     void *log_user;
+    bool keep_log;               /* no callback yet: keep what is logged
+                                  * (the default manager's first load) */
+    struct cdm_kept *kept;       /* kept messages, oldest first */
+    size_t nkept, ndropped;
+};
+
+/* A message logged before any callback was installed. */
+struct cdm_kept {
+    int level;
+    char *text;
 };
 
 /* With m->lock held. */

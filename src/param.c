@@ -14,15 +14,27 @@
 #define INT_RANGE(lo, hi) (lo), (hi), NULL
 #define ANY 0, 0, NULL
 
+static int check_max_items(const char *where, const char *key,
+                           const char *value)
+{
+    long long n = 1;
+
+    cdm__parse_int(value, INT_MIN, INT_MAX, &n);
+    if (n != 0)
+        return CDM_OK;
+    return cdm__fail(CDM_ERR_INVALID,
+                     "%s: %s=0 would never give a connection (use a negative "
+                     "value for no limit)", where, key);
+}
+
 const struct cdm_param_spec cdm__common_params[] = {
     { "DriverID",            NULL,    CDM_P_DRIVER, ANY, CDM_PF_REQUIRED, NULL },
     { "ConnectionDef",       NULL,    CDM_P_STRING, ANY, 0, NULL },
     { "Parent",              NULL,    CDM_P_STRING, ANY, 0, NULL },
     { "Database",            NULL,    CDM_P_STRING, ANY, CDM_PF_REQUIRED, NULL },
     { "Pooled",              "False", CDM_P_BOOL,   ANY, 0, NULL },
-    /* Negative: no limit.  0 is refused by the pool, not here, so that
-     * the message can say why. */
-    { "POOL_MaximumItems",   "50",    CDM_P_INT, INT_RANGE(INT_MIN, INT_MAX), 0, NULL },
+    /* Negative: no limit.  0 would give no connection, ever. */
+    { "POOL_MaximumItems",   "50",    CDM_P_INT, INT_RANGE(INT_MIN, INT_MAX), 0, check_max_items },
     { "POOL_ExpireTimeout",  "90000", CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
     { "POOL_CleanupTimeout", "30000", CDM_P_INT, INT_RANGE(1, INT_MAX), 0, NULL },
     { "POOL_AcquireTimeout", "10000", CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
@@ -255,7 +267,7 @@ int cdm__param_check(const struct cdm_param_spec *spec, const char *where,
     case CDM_P_INT:
         rc = cdm__parse_int(value, spec->min, spec->max, &n);
         if (rc == CDM_OK)
-            return CDM_OK;
+            return spec->check ? spec->check(where, key, value) : CDM_OK;
         if (rc == CDM_ERR_INVALID)
             return cdm__fail(CDM_ERR_INVALID,
                              "%s: %s: '%.64s' is not a whole number",

@@ -34,6 +34,10 @@ struct cdm_registry {
     uint64_t force_req;          /* forced passes asked for (test hook) */
     uint64_t force_done;         /* the last request a pass began after */
     pthread_cond_t passed;       /* broadcast after a forced pass */
+    int watch_ms;                /* cdm_manager_watch's interval, 0: none */
+    cdm_watch_fn watch;
+    void *watch_ctx;
+    int64_t watch_due;           /* ms, when watch runs next */
 };
 
 int cdm__registry_new(const struct cdm_log_sink *log, struct cdm_registry **out)
@@ -109,6 +113,21 @@ static void *cleaner_main(void *arg)
         }
         if (g->stop || g->force_req > g->force_done)
             continue;
+        /* The files' watch: run unlocked (it reloads, which takes the
+         * manager's lock and then this one). */
+        now = cdm__now_ms();
+        if (g->watch_ms > 0 && now >= g->watch_due) {
+            cdm_watch_fn fn = g->watch;
+            void *ctx = g->watch_ctx;
+            g->watch_due = now + g->watch_ms;
+            pthread_mutex_unlock(&g->lock);
+            fn(ctx);
+            pthread_mutex_lock(&g->lock);
+            if (g->stop)
+                continue;
+        }
+        if (g->watch_ms > 0 && g->watch_due < next)
+            next = g->watch_due;
         pthread_mutex_unlock(&g->lock);
 
         now = cdm__now_ms();
@@ -161,7 +180,7 @@ void cdm__registry_start(struct cdm_registry *g)
     int err = 0;
 
     pthread_mutex_lock(&g->lock);
-    if (!g->running && !g->stop && g->npools) {
+    if (!g->running && !g->stop && (g->npools || g->watch_ms > 0)) {
         if ((err = make_events(g)) == 0 &&
             (err = pthread_create(&g->thread, NULL, cleaner_main, g)) == 0)
             g->running = true;
@@ -271,13 +290,14 @@ cdm_conn *cdm__registry_refresh(struct cdm_registry *g, cdm_refresh_fn fn,
     for (size_t i = 0; i < g->npools; i++) {
         struct cdm_pool *p = g->pools[i];
         struct cdm_resolved *r;
-        cdm_conn *more;
+        cdm_conn *more = NULL;
+        bool keep = false;
         if (!cdm__pool_attached(p))
             continue;
-        if ((r = fn(ctx, cdm__pool_name(p)))) {
+        if ((r = fn(ctx, cdm__pool_name(p), &keep))) {
             more = cdm__pool_configure(p, r, cdm__now_ms());
             any = true;
-        } else {
+        } else if (!keep) {
             more = cdm__pool_detach(p);
         }
         while (more) {
@@ -305,6 +325,41 @@ int cdm__registry_stats(struct cdm_registry *g, const char *name,
         memset(out, 0, sizeof *out);
     pthread_mutex_unlock(&g->lock);
     return CDM_OK;
+}
+
+char **cdm__registry_names(struct cdm_registry *g)
+{
+    char **v;
+    size_t n = 0;
+
+    pthread_mutex_lock(&g->lock);
+    if ((v = calloc(g->npools + 1, sizeof *v)))
+        for (size_t i = 0; i < g->npools; i++) {
+            struct cdm_pool *p = g->pools[i];
+            if (!cdm__pool_attached(p))
+                continue;
+            if (!(v[n++] = cdm__strdup(cdm__pool_name(p)))) {
+                cdm_strv_free(v);
+                v = NULL;
+                break;
+            }
+        }
+    pthread_mutex_unlock(&g->lock);
+    return v;
+}
+
+void cdm__registry_watch(struct cdm_registry *g, int interval_ms,
+                         cdm_watch_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&g->lock);
+    g->watch_ms = interval_ms > 0 ? interval_ms : 0;
+    g->watch = fn;
+    g->watch_ctx = ctx;
+    g->watch_due = cdm__now_ms() + g->watch_ms;
+    kick(g);   /* a thread asleep recomputes when to wake */
+    pthread_mutex_unlock(&g->lock);
+    if (interval_ms > 0)
+        cdm__registry_start(g);
 }
 
 /* Stops new borrowing everywhere and the cleanup thread; returns the idle

@@ -185,7 +185,7 @@ START_TEST(test_every_rule_in_line_order)
                  "inheritance cycle Pong -> Ping -> Pong");
     assert_found(&g, 10, 33, W, "FromEnv", "Database",
                  "environment variable CDM_LINT_UNSET_VARIABLE is not set");
-    assert_found(&g, 11, 35, E, "NeverGives", NULL,
+    assert_found(&g, 11, 39, E, "NeverGives", "POOL_MaximumItems",
                  "POOL_MaximumItems=0 would never give a connection");
     /* The message still says which definition (the CLI prints it alone). */
     ck_assert_ptr_nonnull(strstr(g.f[2].message, "definition 'Typos'"));
@@ -464,11 +464,14 @@ START_TEST(test_pool_that_never_gives_is_error)
     check_text("[A]\n" GOOD "Pooled=True\nPOOL_MaximumItems=0\n"
                "\n[NotPooled]\n" GOOD "POOL_MaximumItems=0\n", 0600,
                CDM_ERR_INVALID, &g);
-    /* Not pooled, POOL_MaximumItems=0 is no error; only unused (issue 10:
-     * this was silent). */
-    ck_assert_int_eq(g.n, 2);
-    assert_found(&g, 0, 1, E, "A", NULL, "POOL_MaximumItems=0 would never");
-    assert_found(&g, 1, 10, W, "NotPooled", "POOL_MaximumItems",
+    /* A bad value wherever it is written (issue 11: add_def and
+     * set_param refuse it too), and unused where not pooled. */
+    ck_assert_int_eq(g.n, 3);
+    assert_found(&g, 0, 5, E, "A", "POOL_MaximumItems",
+                 "POOL_MaximumItems=0 would never");
+    assert_found(&g, 1, 10, E, "NotPooled", "POOL_MaximumItems",
+                 "POOL_MaximumItems=0 would never");
+    assert_found(&g, 2, 10, W, "NotPooled", "POOL_MaximumItems",
                  "POOL_MaximumItems has no effect: Pooled is not set");
 }
 END_TEST

@@ -233,7 +233,8 @@ START_TEST(test_default_env_missing_file)
     m = cdm_manager_default();
     ck_assert_ptr_nonnull(m);
     ck_names(m, PARAMS(NULL));
-    ck_status(cdm_connect(m, "Anything", &c), CDM_ERR_NOT_FOUND);
+    /* The load's own status: a broken file, not a wrong name. */
+    ck_status(cdm_connect(m, "Anything", &c), CDM_ERR_IO);
     ck_assert_ptr_null(c);
     ck_errmsg_has("Anything");
     ck_errmsg_has("CDM_CONNECTION_DEFS");
@@ -352,7 +353,13 @@ START_TEST(test_reload_picks_up_changes)
     ck_names(m, PARAMS("Alpha", "Gamma"));
     ck_connects(m, "Gamma");
     ck_connects(m, "Alpha");
-    ck_assert_int_eq(log.n, 0);
+    /* The first reload said what it replaced; the second had nothing. */
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_msg(strstr(log.lines[0], "reload: definition 'Alpha': "
+                         "BusyTimeout, set in memory, is replaced by the "
+                         "file's value (") &&
+                  strstr(log.lines[0], "defs.ini:4)"), "%s", log.lines[0]);
+    ck_assert_int_eq(log.levels[0], CDM_LOG_WARN);
     free(path);
     tu_rmtree(dir);
     cdm_manager_free(m);

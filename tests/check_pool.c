@@ -587,10 +587,15 @@ START_TEST(test_zero_max_is_invalid)
 {
     cdm_conn *c = NULL;
 
-    POOL("P", "POOL_MaximumItems=0");
-    ck_status(cdm_connect(m, "P", &c), CDM_ERR_INVALID);
+    /* Refused where it is given, saying why. */
+    ck_status(cdm_manager_add_def(m, "P", (const char *[]){
+                  "DriverID=Fault", "Database=x", "Pooled=True",
+                  "POOL_MaximumItems=0", NULL }), CDM_ERR_INVALID);
+    ck_errmsg_has("definition 'P': POOL_MaximumItems=0 would never give a "
+                  "connection (use a negative value for no limit)");
+    ck_assert_int_eq(cdm_manager_has_def(m, "P"), 0);
+    ck_status(cdm_connect(m, "P", &c), CDM_ERR_NOT_FOUND);
     ck_assert_ptr_null(c);
-    ck_errmsg_has("POOL_MaximumItems");
     ck_assert_int_eq(fault.connect_attempts, 0);
 }
 END_TEST
@@ -1787,7 +1792,7 @@ START_TEST(test_minimum_items_bounded)
               CDM_ERR_INVALID);
     ck_errmsg_has("definition 'P'");
     ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "0"),
-              CDM_OK);                   /* the pair rule does not apply */
+              CDM_ERR_INVALID);          /* never a connection */
     ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "4"), CDM_OK);
     ck_status(cdm_manager_get_param(m, "P", "POOL_MinimumItems", &v), CDM_OK);
     ck_assert_str_eq(v, "1");            /* unchanged */

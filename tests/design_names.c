@@ -12,7 +12,8 @@ static void on_log(int level, const char *message, void *user)
 
 int main(void)
 {
-    const char *params[] = { "DriverID=SQLite", "Database=:memory:", NULL };
+    const char *params[] = { "DriverID=SQLite", "Database=:memory:",
+                             "Pooled=True", NULL };
     cdm_manager *m;
     cdm_conn *c;
     cdm_result *r;
@@ -51,7 +52,8 @@ int main(void)
     cdm_result_free(r);
     cdm_disconnect(c);
     if (cdm_manager_pool_stats(m, "Mem", &st) || cdm_manager_close_def(m, "Mem") ||
-        cdm_manager_reload(m) || cdm_manager_delete_def(m, "Mem") ||
+        cdm_manager_watch(m, 100) || cdm_manager_reload(m) ||
+        cdm_manager_watch(m, 0) || cdm_manager_delete_def(m, "Mem") ||
         cdm_manager_close(m, 1000))
         goto fail;
     cdm_manager_free(m);
