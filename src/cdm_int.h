@@ -706,8 +706,9 @@ int cdm__registry_stats(struct cdm_registry *g, const char *name,
  * of memory. */
 char **cdm__registry_names(struct cdm_registry *g);
 /* Has the cleanup thread call fn(ctx) every interval_ms (0: stop), outside
- * every lock of the registry; starts the thread if needed. */
-typedef void (*cdm_watch_fn)(void *ctx);
+ * every lock of the registry; starts the thread if needed.  fn returns 0,
+ * or how soon (ms, less than the interval) it wants to look again. */
+typedef int (*cdm_watch_fn)(void *ctx);
 void cdm__registry_watch(struct cdm_registry *g, int interval_ms,
                          cdm_watch_fn fn, void *ctx);
 cdm_conn *cdm__registry_close(struct cdm_registry *g);

@@ -216,7 +216,7 @@ static void atfork_install(void)
     pthread_atfork(fork_prepare, fork_release, fork_child);
 }
 
-static void watch_files(void *ctx);
+static int watch_files(void *ctx);
 
 struct cdm_registry *cdm__manager_registry(cdm_manager *m)
 {
@@ -355,6 +355,7 @@ void cdm_manager_free(cdm_manager *m)
     free(m->files);
     free(m->autoload_error);
     free(m->watch_failed);
+    free(m->watch_seen);
     for (size_t i = 0; i < m->nkept; i++)
         free(m->kept[i].text);
     free(m->kept);
@@ -806,30 +807,58 @@ static struct cdm_filesig *look_at_files(cdm_manager *m, size_t *n,
     return now;
 }
 
-/* One look at the files, and the reload if they changed. */
-static void watch_once(cdm_manager *m)
+/* How soon a look follows one that saw a change, to see it settled. */
+#define SETTLE_MS 20
+
+static bool sigs_eq(const struct cdm_filesig *a, size_t na,
+                    const struct cdm_filesig *b, size_t nb)
+{
+    if (!a || !b || na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!cdm__filesig_eq(&a[i], &b[i]))
+            return false;
+    return true;
+}
+
+/* One look at the files, and the reload if they changed and the change
+ * has settled (the same at two looks in a row: an editor writing in place
+ * is not caught halfway).  Returns how soon to look again (0: at the
+ * interval). */
+static int watch_once(cdm_manager *m)
 {
     struct cdm_filesig *now;
-    bool changed, said, closed;
+    bool changed, said, settled, closed;
     size_t n;
     int rc;
 
     now = look_at_files(m, &n, &changed);
     if (!now || !changed) {
+        pthread_mutex_lock(&m->lock);
+        free(m->watch_seen);
+        m->watch_seen = NULL;
+        pthread_mutex_unlock(&m->lock);
         free(now);
-        return;
+        return 0;
     }
-    /* A change that failed is said once, not at every look. */
     pthread_mutex_lock(&m->lock);
-    said = m->watch_failed && m->watch_nfailed == n;
-    for (size_t i = 0; said && i < n; i++)
-        said = cdm__filesig_eq(&m->watch_failed[i], &now[i]);
+    /* A change that failed is said once, not at every look. */
+    said = sigs_eq(m->watch_failed, m->watch_nfailed, now, n);
+    settled = sigs_eq(m->watch_seen, m->watch_nseen, now, n);
     closed = m->closed;
+    if (!said && !settled) {
+        free(m->watch_seen);
+        m->watch_seen = now;
+        m->watch_nseen = n;
+        now = NULL;
+    }
     pthread_mutex_unlock(&m->lock);
     if (said || closed) {
         free(now);
-        return;
+        return 0;
     }
+    if (!settled)
+        return SETTLE_MS;
     if ((rc = cdm_manager_reload(m)) != CDM_OK) {
         cdm__log(m, CDM_LOG_ERROR, "watch: the changed definition files were "
                  "not reloaded; the definitions loaded before keep serving: "
@@ -839,7 +868,7 @@ static void watch_once(cdm_manager *m)
         m->watch_failed = now;
         m->watch_nfailed = n;
         pthread_mutex_unlock(&m->lock);
-        return;
+        return 0;
     }
     pthread_mutex_lock(&m->lock);
     free(m->watch_failed);
@@ -848,15 +877,17 @@ static void watch_once(cdm_manager *m)
     pthread_mutex_unlock(&m->lock);
     cdm__log(m, CDM_LOG_INFO, "watch: definition files changed; reloaded");
     free(now);
+    return 0;
 }
 
 /* The cleanup thread's call, every cdm_manager_watch interval. */
-static void watch_files(void *ctx)
+static int watch_files(void *ctx)
 {
     cdm_manager *m = ctx;
+    int soon = watch_once(m);
 
-    watch_once(m);
     atomic_fetch_add(&m->watch_looks, 1);
+    return soon;
 }
 
 /* Test hook: how many times the watch has looked at the files. */

@@ -25,6 +25,12 @@ struct cdm_manager {
                                   * watched reload last failed (logged once
                                   * per change), one per file; NULL: none */
     size_t watch_nfailed;
+    struct cdm_filesig *watch_seen;  /* the changed signatures seen at the
+                                  * last look, not yet reloaded: a reload
+                                  * waits until a look sees them again, so
+                                  * that a file being written in place is
+                                  * not read half-written */
+    size_t watch_nseen;
     atomic_uint_fast64_t watch_looks;  /* times the files were looked at
                                   * (a test hook reads it) */
     struct cdm_registry *reg;    /* its pools; a new one in a forked child */

@@ -119,10 +119,13 @@ static void *cleaner_main(void *arg)
         if (g->watch_ms > 0 && now >= g->watch_due) {
             cdm_watch_fn fn = g->watch;
             void *ctx = g->watch_ctx;
+            int soon;
             g->watch_due = now + g->watch_ms;
             pthread_mutex_unlock(&g->lock);
-            fn(ctx);
+            soon = fn(ctx);
             pthread_mutex_lock(&g->lock);
+            if (soon > 0 && soon < g->watch_ms)
+                g->watch_due = now + soon;
             if (g->stop)
                 continue;
         }

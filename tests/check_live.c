@@ -4,6 +4,8 @@
 #include "testutil.h"
 #include "cdm_int.h"   /* cdm__manager_watch_looks, a test hook */
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +461,114 @@ START_TEST(test_default_failed_load_status)
 }
 END_TEST
 
+/* ------------------------------------------------------------ hammer */
+
+struct hammer {
+    atomic_bool stop;
+    atomic_long ok, failed, changes, refused;
+    char failure[512];
+};
+
+static void *h_worker(void *arg)
+{
+    struct hammer *h = arg;
+
+    while (!atomic_load(&h->stop)) {
+        cdm_conn *c = NULL;
+        cdm_result *r = NULL;
+        int rc = cdm_connect(m, "Live", &c);
+        if (rc == CDM_OK)
+            rc = cdm_query(c, "SELECT 1", NULL, 0, &r);
+        if (rc == CDM_OK)
+            atomic_fetch_add(&h->ok, 1);
+        else if (atomic_fetch_add(&h->failed, 1) == 0)
+            snprintf(h->failure, sizeof h->failure, "%s", cdm_errmsg());
+        cdm_result_free(r);
+        cdm_disconnect(c);
+    }
+    return NULL;
+}
+
+/* Good and bad in-memory changes, one after another. */
+static void *h_setter(void *arg)
+{
+    struct hammer *h = arg;
+    static const char *const values[][2] = {
+        { "POOL_MaximumItems", "2" }, { "POOL_MaximumItems", "0" },
+        { "POOL_MaximumItems", "6" }, { "DriverID", "MSSQL" },
+        { "ConnectionDef", "Live" }, { "BusyTimeout", "7" },
+        { "ConnectionDef", "Nowhere" }, { "POOL_MaximumItems", "-1" },
+    };
+    unsigned i = 0;
+
+    while (!atomic_load(&h->stop)) {
+        const char *const *kv = values[i++ % 8];
+        if (cdm_manager_set_param(m, "Live", kv[0], kv[1]) == CDM_OK)
+            atomic_fetch_add(&h->changes, 1);
+        else
+            atomic_fetch_add(&h->refused, 1);
+    }
+    return NULL;
+}
+
+/* The file rewritten, good and bad, with reloads of its own besides the
+ * watch's; and the parent deleted (refused) now and then. */
+static void *h_editor(void *arg)
+{
+    struct hammer *h = arg;
+    unsigned i = 0;
+
+    while (!atomic_load(&h->stop)) {
+        static const char *const extra[] = {
+            "BusyTimeout=3\n", "POOL_MinimumItems=1\n",
+            "POOL_MaximumItems=lots\n", "",
+        };
+        char text[5000];
+        snprintf(text, sizeof text, "[Base]\nDriverID=SQLite\n"
+                 "Database=%s\n\n[Live]\nConnectionDef=Base\nPooled=True\n"
+                 "POOL_MaximumItems=4\n%s", live_db(), extra[i++ % 4]);
+        /* Saved as cdm and editors save: written aside, renamed over. */
+        save(text);
+        cdm_manager_reload(m);
+        if (cdm_manager_delete_def(m, "Base") == CDM_OK)
+            atomic_fetch_add(&h->failed, 1000000);   /* never allowed */
+    }
+    return NULL;
+}
+
+/* Connects through every kind of change at once, with the watch on: not
+ * one fails, and refusals leave the pool serving. */
+START_TEST(test_hammer_changes_while_serving)
+{
+    struct hammer h = { 0 };
+    pthread_t w[8], set, edit;
+    int run_ms = tu_env_ms("CDM_RACE_SECONDS", 2000, 50);
+    char *path = live_serving(NULL);
+
+    ck_status(cdm_manager_watch(m, 10), CDM_OK);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&w[i], NULL, h_worker, &h), 0);
+    ck_assert_int_eq(pthread_create(&set, NULL, h_setter, &h), 0);
+    ck_assert_int_eq(pthread_create(&edit, NULL, h_editor, &h), 0);
+    tu_sleep_ms(run_ms);   /* how long to hammer, not a synchronisation */
+    atomic_store(&h.stop, true);
+    for (int i = 0; i < 8; i++)
+        pthread_join(w[i], NULL);
+    pthread_join(set, NULL);
+    pthread_join(edit, NULL);
+    printf("hammer: %ld connects, %ld failed, %ld changes, %ld refused\n",
+           atomic_load(&h.ok), atomic_load(&h.failed),
+           atomic_load(&h.changes), atomic_load(&h.refused));
+    ck_assert_msg(atomic_load(&h.failed) == 0, "%ld failed: %s",
+                  atomic_load(&h.failed), h.failure);
+    ck_assert_int_gt(atomic_load(&h.ok), 0);
+    ck_assert_int_gt(atomic_load(&h.changes), 0);
+    ck_assert_int_gt(atomic_load(&h.refused), 0);
+    serves("Live");
+    free(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("live");
@@ -483,6 +593,14 @@ int main(void)
     tcase_add_test(watch, test_watch_file_gone_and_back);
     tcase_add_test(watch, test_watch_arguments);
     suite_add_tcase(s, watch);
+
+    {
+        TCase *hammer = tcase_create("hammer");
+        tcase_add_checked_fixture(hammer, setup, teardown);
+        tcase_set_timeout(hammer, 120);
+        tcase_add_test(hammer, test_hammer_changes_while_serving);
+        suite_add_tcase(s, hammer);
+    }
 
     tcase_add_checked_fixture(dflt, setup, teardown);
     tcase_add_test(dflt, test_default_keeps_first_load_warnings);
