@@ -78,6 +78,7 @@ extern "C" {
 typedef struct cdm_manager cdm_manager;
 typedef struct cdm_conn    cdm_conn;
 typedef struct cdm_result  cdm_result;
+typedef struct cdm_stmt    cdm_stmt;
 typedef struct cdm_deffile cdm_deffile;
 
 /* ---------------------------------------------------------------- errors */
@@ -352,11 +353,51 @@ CDM_EXPORT int cdm_exec(cdm_conn *c, const char *sql,
                         const char *const *params, size_t nparams,
                         int64_t *affected);
 
-/* Runs one statement and buffers its whole result as text.  Free *out with
- * cdm_result_free; it does not depend on the connection. */
+/* Runs one statement and buffers its whole result.  Free *out with
+ * cdm_result_free; it does not depend on the connection.  With
+ * parameters, cdm_exec and cdm_query go through the connection's
+ * statement cache (StatementCacheSize), like cdm_prepare. */
 CDM_EXPORT int cdm_query(cdm_conn *c, const char *sql,
                          const char *const *params, size_t nparams,
                          cdm_result **out);
+
+/* ------------------------------------------------------------ statements */
+
+/* `len` of cdm_bind_text for a NUL-terminated string. */
+#define CDM_NTS ((size_t)-1)
+
+/* Prepares one statement with `?` parameters on the connection, each then
+ * bound with its own type, and run any number of times (rebinding between
+ * runs as needed).  Each physical connection keeps its last
+ * StatementCacheSize statements (default 32, 0: none) prepared on the
+ * server by SQL text, so that a pooled connection prepares a statement
+ * once and later borrowers only execute it.  A statement belongs to the
+ * borrow of its connection: free it before cdm_disconnect; one still open
+ * then is finished by cdm_disconnect, and every later call on it but
+ * cdm_stmt_free is CDM_ERR_STATE.  Like its connection, a statement is
+ * used by one thread at a time (a second one gets CDM_ERR_STATE). */
+CDM_EXPORT int cdm_prepare(cdm_conn *c, const char *sql, cdm_stmt **out);
+
+/* Bind the `i`th `?` (0-based).  Values are copied: the caller's memory
+ * may change or go after the call.  CDM_ERR_INVALID for an index out of
+ * range.  Text is `len` bytes (CDM_NTS: up to its NUL), which may hold
+ * NUL bytes; a BLOB any bytes. */
+CDM_EXPORT int cdm_bind_null(cdm_stmt *s, size_t i);
+CDM_EXPORT int cdm_bind_int64(cdm_stmt *s, size_t i, int64_t v);
+CDM_EXPORT int cdm_bind_double(cdm_stmt *s, size_t i, double v);
+CDM_EXPORT int cdm_bind_text(cdm_stmt *s, size_t i, const char *v,
+                             size_t len);
+CDM_EXPORT int cdm_bind_blob(cdm_stmt *s, size_t i, const void *v,
+                             size_t len);
+
+/* Runs the statement with its bound values.  CDM_ERR_STATE if a `?` is
+ * not bound.  `affected` may be NULL. */
+CDM_EXPORT int cdm_stmt_exec(cdm_stmt *s, int64_t *affected);
+CDM_EXPORT int cdm_stmt_query(cdm_stmt *s, cdm_result **out);
+/* The number of `?` in the statement. */
+CDM_EXPORT size_t cdm_stmt_nparams(const cdm_stmt *s);
+/* NULL is fine. */
+CDM_EXPORT void cdm_stmt_free(cdm_stmt *s);
 
 /* Transactions.  CDM_ERR_STATE for begin inside a transaction, and for
  * commit or rollback outside one. */
@@ -381,17 +422,43 @@ CDM_EXPORT void *cdm_conn_handle(cdm_conn *c);
 
 /* --------------------------------------------------------------- results */
 
-/* Values are text as the database prints them; NULL for SQL NULL.  Binary
- * values (SQLite BLOB, PostgreSQL bytea, MySQL BINARY/VARBINARY/BLOB/BIT)
- * come back as "\x" followed by lowercase hex, PostgreSQL's bytea output,
- * because a text value cannot hold NUL bytes.  Strings are owned by the
- * result.  An out-of-range row or
- * column gives NULL (and 0 / NULL for the other accessors). */
+/* Every value keeps its type: CDM_TYPE_NULL, _INT (integers of any
+ * width), _FLOAT (float, double), _BLOB (SQLite BLOB, PostgreSQL bytea,
+ * MySQL BINARY/VARBINARY/BLOB/BIT) or _TEXT (everything else: text,
+ * decimal, dates, booleans, JSON, as the database prints them).  SQLite
+ * types each value; PostgreSQL and MySQL type by column.
+ *
+ * cdm_result_value gives every value as text, NULL for SQL NULL; a BLOB
+ * as "\x" followed by lowercase hex (PostgreSQL's bytea output), made on
+ * first request.  cdm_result_blob gives the raw bytes of a BLOB (and the
+ * bytes of any other value), cdm_result_length their number.
+ * cdm_result_int64 and cdm_result_double give a number: CDM_ERR_INVALID
+ * for NULL, a BLOB, and a value that is not a number (or, for int64, not
+ * a whole number in range).  Strings are owned by the result.  An
+ * out-of-range row or column gives NULL (and 0 / CDM_TYPE_NULL / an error
+ * for the other accessors). */
+enum {
+    CDM_TYPE_NULL  = 0,
+    CDM_TYPE_INT   = 1,
+    CDM_TYPE_FLOAT = 2,
+    CDM_TYPE_TEXT  = 3,
+    CDM_TYPE_BLOB  = 4
+};
 CDM_EXPORT size_t      cdm_result_nrows(const cdm_result *r);
 CDM_EXPORT size_t      cdm_result_ncols(const cdm_result *r);
 CDM_EXPORT const char *cdm_result_colname(const cdm_result *r, size_t col);
 CDM_EXPORT const char *cdm_result_value(const cdm_result *r, size_t row,
                                         size_t col);
+CDM_EXPORT int         cdm_result_type(const cdm_result *r, size_t row,
+                                       size_t col);
+CDM_EXPORT size_t      cdm_result_length(const cdm_result *r, size_t row,
+                                         size_t col);
+CDM_EXPORT const void *cdm_result_blob(const cdm_result *r, size_t row,
+                                       size_t col, size_t *len);
+CDM_EXPORT int         cdm_result_int64(const cdm_result *r, size_t row,
+                                        size_t col, int64_t *out);
+CDM_EXPORT int         cdm_result_double(const cdm_result *r, size_t row,
+                                         size_t col, double *out);
 CDM_EXPORT void        cdm_result_free(cdm_result *r);
 
 /* ------------------------------------------------- editing definition files */

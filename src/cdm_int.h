@@ -208,6 +208,8 @@ int cdm__parse_int(const char *s, long long min, long long max, long long *out);
  * sets the thread's message on failure. */
 struct cdm_resolved;
 
+struct cdm_value;
+
 struct cdm_driver {
     const char *id;                       /* "SQLite": cdm_conn_driver() */
     const char *const *aliases;           /* other DriverID spellings */
@@ -246,7 +248,31 @@ struct cdm_driver {
      * release in both parent and child). */
     void (*fork_lock)(void);
     void (*fork_unlock)(void);
+    /* Optional: prepared statements (stmt.c keeps them per connection).
+     * prepare: one statement with ? parameters; *ps the driver's handle,
+     * *nparams its number of ?.  run: with n typed values, as exec
+     * (out NULL; *affected) or as a query (*out); CDM__STALE when the
+     * server no longer knows the statement (the caller prepares it again,
+     * once).  unprepare: frees the handle, and the server's statement
+     * when server_knows; without it (after a session reset, which dropped
+     * them, or in a forked child) it does no I/O at all. */
+    int (*prepare)(void *dc, const char *sql, void **ps, size_t *nparams);
+    int (*run)(void *dc, void *ps, const struct cdm_value *v, size_t n,
+               int64_t *affected, cdm_result **out);
+    void (*unprepare)(void *dc, void *ps, bool server_knows);
 };
+
+/* A parameter value of a prepared statement (stmt.c). */
+struct cdm_value {
+    int type;             /* CDM_TYPE_*; CDM_TYPE_NULL is SQL NULL */
+    int64_t i;            /* CDM_TYPE_INT */
+    double d;             /* CDM_TYPE_FLOAT */
+    const char *p;        /* CDM_TYPE_TEXT, CDM_TYPE_BLOB: len bytes */
+    size_t len;
+};
+
+/* Internal status of a driver's run: the server forgot the statement. */
+#define CDM__STALE (-2)
 
 
 
@@ -522,12 +548,22 @@ int cdm__result_set_colname(cdm_result *r, size_t col, const char *name);
 int cdm__result_add_row(cdm_result *r);
 /* Sets a cell of the last row to a copy of [v, v + n); v NULL is SQL NULL. */
 int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
-/* A binary value as text: "\x" and lowercase hex (PostgreSQL's bytea
- * output), since a text value cannot hold NUL bytes.  Every driver's
- * binary columns come back this way. */
+/* A binary value (CDM_TYPE_BLOB), kept raw; its text form for
+ * cdm_result_value is "\x" and lowercase hex (PostgreSQL's bytea output),
+ * made when first asked for. */
 int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n);
 /* Same as cdm__result_set, taking ownership of `v` (allocated with malloc). */
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
+/* A value of a given CDM_TYPE_* from its bytes (text as the database
+ * prints it, or a BLOB's raw bytes); v NULL is SQL NULL. */
+int cdm__result_set_typed(cdm_result *r, size_t col, int type, const void *v,
+                          size_t n);
+/* A number the driver has as a number; `text` (n bytes) is how the
+ * database prints it, or NULL to print it here. */
+int cdm__result_set_int(cdm_result *r, size_t col, int64_t v, const char *text,
+                        size_t n);
+int cdm__result_set_double(cdm_result *r, size_t col, double v,
+                           const char *text, size_t n);
 
 /* --------------------------------------------------------------- sync.c */
 
@@ -626,6 +662,12 @@ struct cdm_conn {
     _Atomic int64_t acquired; /* borrows, written by the borrower only */
     int64_t turn_ns;        /* when its borrower took it from another */
     cdm_conn *next;         /* lists of connections to close */
+
+    /* Statements (stmt.c), used by the borrowing thread only. */
+    int cache_size;         /* StatementCacheSize */
+    struct cdm_cached *cache_head;   /* most recently used first */
+    size_t cache_n;
+    cdm_stmt *stmts;        /* open cdm_stmt of this borrow */
 };
 
 /* Opens a plain (unpooled) connection for a resolved definition. */
@@ -636,6 +678,23 @@ void cdm__conn_fork_lock(void);
 void cdm__conn_fork_unlock(bool child);
 /* Closes the driver connection and frees the struct; no lock held. */
 void cdm__conn_destroy(cdm_conn *c);
+/* Claims the connection for one call (CDM_ERR_STATE if another thread is
+ * inside), and lets it go, prefixing a failure's message. */
+int cdm__conn_enter(cdm_conn *c, const char *what);
+int cdm__conn_leave(cdm_conn *c, int rc);
+/* POOL_ResetOnRelease: the driver's reset, and the statement cache goes
+ * (the server dropped its statements). */
+int cdm__conn_reset(cdm_conn *c);
+
+/* ---------------------------------------------------------------- stmt.c */
+
+/* cdm_exec/cdm_query with text parameters, through the cache. */
+int cdm__stmt_run_text(cdm_conn *c, const char *sql, const char *const *params,
+                       size_t n, int64_t *affected, cdm_result **out);
+/* The borrow ends: open statements let go of the connection. */
+void cdm__stmt_detach_all(cdm_conn *c);
+/* Empties the cache, telling the server when it still knows them. */
+void cdm__stmt_cache_clear(cdm_conn *c, bool server_knows);
 
 /* ---------------------------------------- pool.c, cleanup.c (pool.h) */
 

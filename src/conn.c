@@ -59,6 +59,7 @@ int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
     }
     c->drv = r->drv;
     c->watched_fd = -1;
+    c->cache_size = (int)cdm__rget_int(r, "StatementCacheSize");
     pthread_rwlock_rdlock(&open_lock);
     rc = r->drv->connect(r, &c->dc);
     pthread_rwlock_unlock(&open_lock);
@@ -73,7 +74,7 @@ int cdm__conn_open(const struct cdm_resolved *r, cdm_conn **out)
 
 /* Claims the connection for this call.  A second thread is turned away
  * instead of running two calls through one driver handle at once. */
-static int enter(cdm_conn *c, const char *what)
+int cdm__conn_enter(cdm_conn *c, const char *what)
 {
     if (!c)
         return cdm__fail(CDM_ERR_INVALID, "%s: connection is NULL", what);
@@ -86,12 +87,14 @@ static int enter(cdm_conn *c, const char *what)
 
 void cdm__conn_destroy(cdm_conn *c)
 {
+    cdm__stmt_detach_all(c);
+    cdm__stmt_cache_clear(c, true);
     c->drv->close(c->dc);
     free(c->def_name);
     free(c);
 }
 
-static int leave(cdm_conn *c, int rc)
+int cdm__conn_leave(cdm_conn *c, int rc)
 {
     if (rc == CDM_ERR_BROKEN)
         c->broken = true;   /* destroyed, not pooled, when returned */
@@ -110,6 +113,8 @@ void cdm_disconnect(cdm_conn *c)
      * own timeouts) at least keeps it from running on freed memory. */
     while (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
         sched_yield();
+    /* Statements belong to the borrow. */
+    cdm__stmt_detach_all(c);
     if (c->pool)
         cdm__pool_release(c);
     else
@@ -127,19 +132,37 @@ static int check_params(const char *sql, const char *const *params,
     return CDM_OK;
 }
 
+/* Whether a call with n parameters goes through the statement cache. */
+static bool cached(const cdm_conn *c, size_t n)
+{
+    return n && c->cache_size > 0 && c->drv->prepare;
+}
+
+int cdm__conn_reset(cdm_conn *c)
+{
+    int rc = c->drv->reset(c->dc);
+
+    /* The server dropped the session's statements (or, on failure, the
+     * connection is closed anyway). */
+    cdm__stmt_cache_clear(c, false);
+    return rc;
+}
+
 int cdm_exec(cdm_conn *c, const char *sql, const char *const *params,
              size_t nparams, int64_t *affected)
 {
     int64_t n = 0;
     int rc;
 
-    if ((rc = enter(c, "exec")) != CDM_OK)
+    if ((rc = cdm__conn_enter(c, "exec")) != CDM_OK)
         return rc;
     if ((rc = check_params(sql, params, nparams)) == CDM_OK &&
-        (rc = c->drv->exec(c->dc, sql, params, nparams, &n)) == CDM_OK &&
+        (rc = cached(c, nparams)
+                  ? cdm__stmt_run_text(c, sql, params, nparams, &n, NULL)
+                  : c->drv->exec(c->dc, sql, params, nparams, &n)) == CDM_OK &&
         affected)
         *affected = n;
-    return leave(c, rc);
+    return cdm__conn_leave(c, rc);
 }
 
 int cdm_query(cdm_conn *c, const char *sql, const char *const *params,
@@ -147,39 +170,41 @@ int cdm_query(cdm_conn *c, const char *sql, const char *const *params,
 {
     int rc;
 
-    if ((rc = enter(c, "query")) != CDM_OK)
+    if ((rc = cdm__conn_enter(c, "query")) != CDM_OK)
         return rc;
     if (!out)
         rc = cdm__fail(CDM_ERR_INVALID, "result pointer is NULL");
     else if ((rc = check_params(sql, params, nparams)) == CDM_OK)
-        rc = c->drv->query(c->dc, sql, params, nparams, out);
-    return leave(c, rc);
+        rc = cached(c, nparams)
+                 ? cdm__stmt_run_text(c, sql, params, nparams, NULL, out)
+                 : c->drv->query(c->dc, sql, params, nparams, out);
+    return cdm__conn_leave(c, rc);
 }
 
 int cdm_begin(cdm_conn *c)
 {
     int rc;
 
-    if ((rc = enter(c, "begin")) != CDM_OK)
+    if ((rc = cdm__conn_enter(c, "begin")) != CDM_OK)
         return rc;
     if (c->drv->in_transaction(c->dc))
         rc = cdm__fail(CDM_ERR_STATE, "a transaction is already open");
     else
         rc = c->drv->begin(c->dc);
-    return leave(c, rc);
+    return cdm__conn_leave(c, rc);
 }
 
 static int finish(cdm_conn *c, const char *what, int (*op)(void *))
 {
     int rc;
 
-    if ((rc = enter(c, what)) != CDM_OK)
+    if ((rc = cdm__conn_enter(c, what)) != CDM_OK)
         return rc;
     if (!c->drv->in_transaction(c->dc))
         rc = cdm__fail(CDM_ERR_STATE, "%s: no transaction is open", what);
     else
         rc = op(c->dc);
-    return leave(c, rc);
+    return cdm__conn_leave(c, rc);
 }
 
 int cdm_commit(cdm_conn *c)
@@ -196,9 +221,9 @@ int cdm_ping(cdm_conn *c)
 {
     int rc;
 
-    if ((rc = enter(c, "ping")) != CDM_OK)
+    if ((rc = cdm__conn_enter(c, "ping")) != CDM_OK)
         return rc;
-    return leave(c, c->drv->ping(c->dc));
+    return cdm__conn_leave(c, c->drv->ping(c->dc));
 }
 
 const char *cdm_conn_driver(const cdm_conn *c)

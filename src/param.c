@@ -45,6 +45,8 @@ const struct cdm_param_spec cdm__common_params[] = {
     { "POOL_PingInterval",   "30000", CDM_P_INT, INT_RANGE(INT_MIN, INT_MAX), 0, NULL },
     { "POOL_ResetOnRelease", "False", CDM_P_BOOL, ANY, 0, NULL },
     { "POOL_LeakTimeout",    "0",     CDM_P_INT, INT_RANGE(0, INT_MAX), 0, NULL },
+    /* Statements kept prepared per physical connection (stmt.c). */
+    { "StatementCacheSize",  "32",    CDM_P_INT, INT_RANGE(0, 10000), 0, NULL },
     /* FireDAC's other keys (MonitorBy, ...) are in firedac.c: known,
      * not used, so not specified here. */
     { NULL, NULL, CDM_P_STRING, ANY, 0, NULL },

@@ -923,6 +923,8 @@ static _Atomic(cdm_conn *) forgotten;
 static void forget(cdm_conn *c)
 {
     if (c->drv->forget) {
+        /* The parent's statements: let go of, with no word to the server. */
+        cdm__stmt_cache_clear(c, false);
         c->drv->forget(c->dc);
         free(c->def_name);
         free(c);
@@ -981,7 +983,7 @@ void cdm__pool_release(cdm_conn *c)
         c->drv->rollback(c->dc) != CDM_OK)
         keep = false;
     if (keep && atomic_load_explicit(&p->reset, memory_order_relaxed) &&
-        c->drv->reset && c->drv->reset(c->dc) != CDM_OK)
+        c->drv->reset && cdm__conn_reset(c) != CDM_OK)
         keep = false;
     /* A watched socket needs no system call here: the watcher reports it. */
     if (keep && c->watched_fd < 0 && c->drv->alive(c->dc) != CDM_OK)

@@ -332,40 +332,50 @@ static int sq_exec(void *dc, const char *sql, const char *const *params,
     return rc;
 }
 
+/* The value in column `col` of the current row, with its type: SQLite
+ * types each value, not each column. */
 static int add_value(cdm_result *res, sqlite3_stmt *st, int col)
 {
     const unsigned char *b;
+    size_t c = (size_t)col;
+    int64_t i;
+    double d;
 
     switch (sqlite3_column_type(st, col)) {
     case SQLITE_NULL:
         return CDM_OK;
     case SQLITE_BLOB:
-        return cdm__result_set_binary(res, (size_t)col, sqlite3_column_blob(st, col),
+        return cdm__result_set_binary(res, c, sqlite3_column_blob(st, col),
+                                      (size_t)sqlite3_column_bytes(st, col));
+    case SQLITE_INTEGER:
+        i = sqlite3_column_int64(st, col);
+        /* SQLite's own text of it, as cdm_result_value always gave. */
+        if (!(b = sqlite3_column_text(st, col)))
+            return cdm__nomem();
+        return cdm__result_set_int(res, c, i, (const char *)b,
+                                   (size_t)sqlite3_column_bytes(st, col));
+    case SQLITE_FLOAT:
+        d = sqlite3_column_double(st, col);
+        if (!(b = sqlite3_column_text(st, col)))
+            return cdm__nomem();
+        return cdm__result_set_double(res, c, d, (const char *)b,
                                       (size_t)sqlite3_column_bytes(st, col));
     default:
-        b = sqlite3_column_text(st, col);
-        if (!b)
+        if (!(b = sqlite3_column_text(st, col)))
             return cdm__nomem();
-        return cdm__result_set(res, (size_t)col, (const char *)b,
+        return cdm__result_set(res, c, (const char *)b,
                                (size_t)sqlite3_column_bytes(st, col));
     }
 }
 
-static int sq_query(void *dc, const char *sql, const char *const *params,
-                    size_t n, cdm_result **out)
+/* Steps `st` to its end, buffering the rows. */
+static int collect(sqlite3 *db, sqlite3_stmt *st, cdm_result **out)
 {
-    sqlite3 *db = dc;
-    sqlite3_stmt *st;
+    int ncols = sqlite3_column_count(st), rc, src = SQLITE_DONE;
     cdm_result *res = NULL;
-    int ncols, rc, src;
 
-    if ((rc = prepare_one(db, sql, &st)) != CDM_OK)
-        return rc;
-    if ((rc = bind_all(db, st, params, n)) != CDM_OK)
-        goto out;
-    ncols = sqlite3_column_count(st);
     if ((rc = cdm__result_new((size_t)ncols, &res)) != CDM_OK)
-        goto out;
+        return rc;
     for (int i = 0; i < ncols && rc == CDM_OK; i++)
         rc = cdm__result_set_colname(res, (size_t)i, sqlite3_column_name(st, i));
     while (rc == CDM_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -375,14 +385,95 @@ static int sq_query(void *dc, const char *sql, const char *const *params,
     }
     if (rc == CDM_OK && src != SQLITE_DONE)
         rc = sq_fail(db, src);
-out:
-    sqlite3_finalize(st);
     if (rc != CDM_OK) {
         cdm_result_free(res);
         return rc;
     }
     *out = res;
     return CDM_OK;
+}
+
+/* ------------------------------------------------ prepared statements */
+
+static int sq_prepare(void *dc, const char *sql, void **ps, size_t *nparams)
+{
+    sqlite3_stmt *st;
+    int rc = prepare_one(dc, sql, &st);
+
+    if (rc != CDM_OK)
+        return rc;
+    *nparams = (size_t)sqlite3_bind_parameter_count(st);
+    *ps = st;
+    return CDM_OK;
+}
+
+static int bind_value(sqlite3_stmt *st, int i, const struct cdm_value *v)
+{
+    /* SQLITE_STATIC: the values outlive the run, and the bindings are
+     * cleared before it returns. */
+    switch (v->type) {
+    case CDM_TYPE_INT:
+        return sqlite3_bind_int64(st, i, v->i);
+    case CDM_TYPE_FLOAT:
+        return sqlite3_bind_double(st, i, v->d);
+    case CDM_TYPE_TEXT:
+        return sqlite3_bind_text64(st, i, v->p, v->len, SQLITE_STATIC,
+                                   SQLITE_UTF8);
+    case CDM_TYPE_BLOB:
+        /* A NULL pointer would bind SQL NULL, not an empty BLOB. */
+        return sqlite3_bind_blob64(st, i, v->len ? v->p : "", v->len,
+                                   SQLITE_STATIC);
+    default:
+        return sqlite3_bind_null(st, i);
+    }
+}
+
+static int sq_run_prepared(void *dc, void *ps, const struct cdm_value *v,
+                           size_t n,
+                  int64_t *affected, cdm_result **out)
+{
+    sqlite3 *db = dc;
+    sqlite3_stmt *st = ps;
+    int rc = CDM_OK;
+
+    for (size_t i = 0; i < n && rc == CDM_OK; i++) {
+        int src = bind_value(st, (int)i + 1, &v[i]);
+        if (src != SQLITE_OK)
+            rc = sq_fail(db, src);
+    }
+    if (rc == CDM_OK) {
+        if (out) {
+            rc = collect(db, st, out);
+        } else {
+            *affected = 0;
+            rc = step_all(db, st, affected);
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static void sq_unprepare(void *dc, void *ps, bool server_knows)
+{
+    (void)dc;
+    (void)server_knows;
+    sqlite3_finalize(ps);
+}
+
+static int sq_query(void *dc, const char *sql, const char *const *params,
+                    size_t n, cdm_result **out)
+{
+    sqlite3 *db = dc;
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = prepare_one(db, sql, &st)) != CDM_OK)
+        return rc;
+    if ((rc = bind_all(db, st, params, n)) == CDM_OK)
+        rc = collect(db, st, out);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 static int sq_begin(void *dc)
@@ -463,5 +554,8 @@ const struct cdm_driver cdm__driver_sqlite = {
     .handle = sq_handle,
     .fork_lock = sq_fork_lock,
     .fork_unlock = sq_fork_unlock,
+    .prepare = sq_prepare,
+    .run = sq_run_prepared,
+    .unprepare = sq_unprepare,
 #endif
 };
