@@ -152,6 +152,12 @@ int cdm__sql_scan(const char *sql, enum cdm_sql_dialect d, bool rewrite,
             }
             if (*r)
                 *multi = true;
+            /* What was looked over holds no '?' and would only be looked
+             * over again from each of its ';': going on after it keeps
+             * the scan linear (a run of n semicolons took n^2 / 2 steps;
+             * 100 KB of them, 5 s). */
+            p = r;
+            continue;
         }
         p++;
     }
