@@ -7,9 +7,10 @@ set -eu
 
 want="gcc make autoconf automake libtool pkg-config libsqlite3-dev"
 if [ "${1:-build}" = test ]; then
-    # libclang-rt-14-dev: the sanitizer runtimes of Debian 12's clang 14,
-    # for make check-asan and check-tsan (only recommended, through
-    # libclang-common-14-dev, so --no-install-recommends leaves it out).
+    # libclang-rt-14-dev: the sanitizer runtimes of Debian 12's clang 14
+    # and libFuzzer, for make check-asan, check-tsan and fuzz (only
+    # recommended, through libclang-common-14-dev, so
+    # --no-install-recommends leaves it out).
     # libiniparser-dev: iniparser 4.1, the reference the loader is tested
     # against.
     want="$want check libiniparser-dev valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev"

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh - the README's second command and CI's: installs what is missing,
 # builds with warnings as errors, runs every Check suite, runs them again
-# under valgrind, AddressSanitizer + UBSan and ThreadSanitizer, and checks
-# the release tarball (make distcheck, built with clang).
+# under valgrind, AddressSanitizer + UBSan and ThreadSanitizer, fuzzes the
+# loader and the `?` scanner (make fuzz), and checks the release tarball
+# (make distcheck, built with clang).
 set -eu
 cd "$(dirname "$0")/.."
 # Installs what is missing, configures again if the tree was configured
@@ -35,6 +36,13 @@ make -s soak SOAK_SECONDS=10
 # the servers still up.  Each prints the logs of failing suites itself.
 make -s -j"$jobs" check-asan
 make -s -j"$jobs" check-tsan
+# Both libFuzzer targets (make fuzz, built with clang in _fuzz) after the
+# inputs of tests/fixtures/fuzz: 45 s each, the two at once.
+if command -v clang >/dev/null 2>&1; then
+    make -s -j"$jobs" fuzz FUZZ_SECONDS=45
+else
+    echo "run.sh: clang not found: make fuzz skipped" >&2
+fi
 # A program written only against DESIGN.md's names (it uses SQLite only),
 # built with pkg-config against a staged install, seeing no other .pc file:
 # cdm.pc must not need the drivers' (nor add their include paths).

@@ -1,0 +1,1 @@
+mSELECT * FROM `t?` WHERE a = ? AND b = 'x\'?' # ?

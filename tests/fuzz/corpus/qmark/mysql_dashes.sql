@@ -1,0 +1,2 @@
+mSELECT 1 --? not a comment
+, ? -- a comment ?

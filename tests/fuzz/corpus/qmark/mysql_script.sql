@@ -1,0 +1,1 @@
+mCREATE TABLE t (a INT); INSERT INTO t VALUES (?); /* ; */

@@ -1,0 +1,2 @@
+pSELECT 1 /* a /* nested ? */ still ? */ + ? -- ?
+; SELECT 2

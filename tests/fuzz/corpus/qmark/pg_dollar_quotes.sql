@@ -1,0 +1,1 @@
+pSELECT $$ ? ; $$, $tag$ ?; $x$ $tag$, ?

@@ -1,0 +1,1 @@
+pSELECT '{"a":1}'::jsonb ?? 'a', a$b, ?

@@ -1,0 +1,1 @@
+pSELECT '?', "?", E'it\'s ?', ? FROM t

@@ -1,0 +1,1 @@
+pINSERT INTO t VALUES (?); ;  -- done

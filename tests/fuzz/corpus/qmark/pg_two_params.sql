@@ -1,0 +1,1 @@
+pSELECT * FROM t WHERE a = ? AND b = ?
