@@ -48,8 +48,10 @@ char *cdm__asprintf(const char *fmt, ...) CDM_PRINTF(1, 2);
 bool cdm__streq_nocase(const char *a, const char *b);
 /* Case-insensitive edit distance, capped at `limit` + 1. */
 size_t cdm__distance(const char *a, const char *b, size_t limit);
-/* Trims blanks (space, tab, CR) at both ends of [*s, *s + *n). */
+/* Trims blanks (space, tab, CR, LF, VT, FF: those the reader strips, as
+ * iniparser does) at both ends of [*s, *s + *n), or at its end only. */
 void cdm__trim(const char **s, size_t *n);
+void cdm__rtrim(const char *s, size_t *n);
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if the
  * bytes there are not one. */
 size_t cdm__utf8_len(const char *s, size_t n);

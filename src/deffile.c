@@ -120,7 +120,9 @@ static int logical(const struct cdm_deffile *f, size_t i, struct cdm_buf *b)
             cdm__buf_add(b, s, n);
             break;
         }
-        cdm__trim(&s, &n);
+        /* As the reader joins: the backslash and the blanks after it go,
+         * the line's leading blanks stay. */
+        cdm__rtrim(s, &n);
         cdm__buf_add(b, s, n - 1);
     }
     cdm__buf_add(b, "", 0);
@@ -196,10 +198,11 @@ static int each_key(struct cdm_deffile *f, size_t hdr, size_t end,
                     void *ctx)
 {
     struct cdm_buf b = { 0 };
-    size_t *at = NULL, nat = 0, last = hdr + 1;
+    size_t first = logical_end(f, hdr), *at = NULL, nat = 0, last = first;
     int rc = CDM_OK;
 
-    for (size_t i = hdr + 1; i < end; i = logical_end(f, i)) {
+    /* The header may itself be continued over lines. */
+    for (size_t i = first; i < end; i = logical_end(f, i)) {
         const char *k;
         size_t n;
         if ((rc = logical(f, i, &b)) != CDM_OK)
@@ -476,9 +479,13 @@ static int check_key(const cdm_deffile *f, const char *name, const char *key)
 /* The definition `name`, which must exist. */
 static int need_def(const cdm_deffile *f, const char *name, struct cdm_def **out)
 {
-    int rc = check_name(f, name);
+    int rc;
 
-    if (rc != CDM_OK)
+    /* A name the file has is found as it is, whatever the rules for a new
+     * one (cdm_deffile_names lists it). */
+    if (name && (*out = find_def(f, name, NULL)) && !cdm__is_header(name))
+        return CDM_OK;
+    if ((rc = check_name(f, name)) != CDM_OK)
         return rc;
     if (!(*out = find_def(f, name, NULL)))
         return cdm__fail(CDM_ERR_NOT_FOUND, "%s: no definition named '%.64s'",
@@ -729,7 +736,8 @@ int cdm_deffile_get(cdm_deffile *f, const char *name, const char *key,
     *value = NULL;
     if ((rc = need_def(f, name, &d)) != CDM_OK)
         return rc;
-    if ((rc = check_key(f, name, key)) != CDM_OK)
+    if ((!key || !cdm__def_find(d, key)) &&
+        (rc = check_key(f, name, key)) != CDM_OK)
         return rc;
     if (!(kv = cdm__def_find(d, key)))
         return cdm__fail(CDM_ERR_NOT_FOUND, "%s: definition '%s' sets no %s",
@@ -897,7 +905,7 @@ int cdm_deffile_copy(cdm_deffile *f, const char *from, const char *to)
     /* The header, then the source's lines as they are (its keys and the
      * comments among them).  Appending only adds lines after them. */
     rc = append_section(f, to, &hdr);
-    for (size_t i = (size_t)h + 1; i < last && rc == CDM_OK; i++) {
+    for (size_t i = logical_end(f, (size_t)h); i < last && rc == CDM_OK; i++) {
         const struct dline *l = &f->lines[i];
         rc = insert_line(f, f->nlines, cdm__strndup(l->s, l->n), l->n);
     }
@@ -932,15 +940,19 @@ static int replace_value(struct cdm_deffile *f, size_t i, size_t next,
         rc = key_line(f, c->name, c->key, c->value, l->s, vstart,
                       l->s + cstart, n - cstart, &s);
     } else {
-        /* A value continued over lines ('\'): rewritten as one line with
-         * the key as written. */
-        const char *k = l->s, *eq = memchr(l->s, '=', n);
-        size_t kn = eq ? (size_t)(eq - l->s) : n;
-        char *key;
-        cdm__trim(&k, &kn);
-        if (!(key = cdm__strndup(k, kn)))
-            return cdm__nomem();
-        rc = key_line(f, c->name, key, c->value, NULL, 0, "", 0, &s);
+        /* A line continued with a backslash, in its value or before its
+         * '=': rewritten as one line with the key as the reader reads it. */
+        struct cdm_buf b = { 0 };
+        const char *k = NULL;
+        size_t kn = 0;
+        char *key = NULL;
+        if ((rc = logical(f, i, &b)) == CDM_OK &&
+            classify(b.s, &k, &kn) == K_KEY && !(key = cdm__strndup(k, kn)))
+            rc = cdm__nomem();
+        cdm__buf_free(&b);
+        if (rc == CDM_OK)
+            rc = key_line(f, c->name, key ? key : c->key, c->value, NULL, 0,
+                          "", 0, &s);
         free(key);
     }
     if (rc != CDM_OK)
@@ -985,7 +997,10 @@ int cdm_deffile_set(cdm_deffile *f, const char *name, const char *key,
         return cdm_deffile_unset(f, name, key);
     if ((rc = need_def(f, name, &d)) != CDM_OK)
         return rc;
-    if ((rc = check_key(f, name, key)) != CDM_OK)
+    /* A key the definition has is set as it is; a new one must be one a
+     * file can hold. */
+    if ((!key || !cdm__def_find(d, key)) &&
+        (rc = check_key(f, name, key)) != CDM_OK)
         return rc;
     c.name = d->name;
     /* Refuses what the loader would refuse, before touching anything. */
@@ -1051,7 +1066,8 @@ int cdm_deffile_unset(cdm_deffile *f, const char *name, const char *key)
         return cdm__fail(CDM_ERR_INVALID, "cdm_deffile_unset: file is NULL");
     if ((rc = need_def(f, name, &d)) != CDM_OK)
         return rc;
-    if ((rc = check_key(f, name, key)) != CDM_OK)
+    if ((!key || !cdm__def_find(d, key)) &&
+        (rc = check_key(f, name, key)) != CDM_OK)
         return rc;
     if (!cdm__def_find(d, key))
         return cdm__fail(CDM_ERR_NOT_FOUND, "%s: definition '%s' sets no %s",

@@ -75,14 +75,25 @@ size_t cdm__distance(const char *a, const char *b, size_t limit)
     return row[lb] > limit ? limit + 1 : row[lb];
 }
 
+/* The blanks iniparser strips (isspace in the C locale). */
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+           c == '\f';
+}
+
 void cdm__trim(const char **s, size_t *n)
 {
-    while (*n && (**s == ' ' || **s == '\t' || **s == '\r')) {
+    while (*n && blank(**s)) {
         (*s)++;
         (*n)--;
     }
-    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' ||
-                  (*s)[*n - 1] == '\r'))
+    cdm__rtrim(*s, n);
+}
+
+void cdm__rtrim(const char *s, size_t *n)
+{
+    while (*n && blank(s[*n - 1]))
         (*n)--;
 }
 

@@ -836,6 +836,103 @@ START_TEST(test_crash_before_rename_leaves_old_file)
 }
 END_TEST
 
+/* ------------------------------------ found by the fuzzer (tests/fuzz) */
+
+/* A copy of a tests/fixtures/fuzz/load file in dir, as `name`. */
+static char *fuzz_fixture(const char *dir, const char *fixture)
+{
+    char rel[256], *text;
+    size_t len;
+    char *path;
+
+    snprintf(rel, sizeof rel, "fuzz/load/%s", fixture);
+    text = slurp(tu_fixture(rel), &len);
+    path = tu_write_bytes(dir, "defs.ini", text, len, 0600);
+    free(text);
+    return path;
+}
+
+/* "\v[B]" is a section header to the reader: to the editor too. */
+START_TEST(test_fuzz_vtab_before_section)
+{
+    char *dir = tu_tmpdir(), *path = fuzz_fixture(dir, "editor_vtab_before_section.ini");
+    cdm_deffile *f = open_ok(path);
+
+    ck_status(cdm_deffile_set(f, "A", "BusyTimeout", "5"), CDM_OK);
+    ck_status(cdm_deffile_copy(f, "A", "C"), CDM_OK);
+    ck_status(cdm_deffile_delete(f, "A"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "\v[B]\nDriverID=SQLite\n\n[C]\nDriverID=SQLite\n"
+                "BusyTimeout=5\n");
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* "Data\" + "base=a.db" is the key Database: set rewrites it as such. */
+START_TEST(test_fuzz_key_continued_before_equals)
+{
+    char *dir = tu_tmpdir();
+    char *path = fuzz_fixture(dir, "editor_key_continued_before_equals.ini");
+    cdm_deffile *f = open_ok(path);
+
+    assert_get(f, "J", "Database", "a.db");
+    ck_status(cdm_deffile_set(f, "J", "Database", "b.db"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "[J]\nDriverID=SQLite\nDatabase=b.db\n");
+    assert_loaded(path, "J", "Database", "b.db");
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* A header continued over two lines: the copy takes its keys only. */
+START_TEST(test_fuzz_copy_header_continued)
+{
+    char *dir = tu_tmpdir();
+    char *path = fuzz_fixture(dir, "editor_copy_header_continued.ini");
+    cdm_deffile *f = open_ok(path);
+
+    ck_status(cdm_deffile_copy(f, "AB", "C"), CDM_OK);
+    ck_status(cdm_deffile_set(f, "AB", "Database", "x.db"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "[A\\\nB]\nDriverID=SQLite\nDatabase=x.db\n\n[C]\n"
+                "DriverID=SQLite\n");
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* A key the file has, though a new one could not be written so, is found:
+ * listed, read, set and unset. */
+START_TEST(test_fuzz_key_with_blank)
+{
+    char *dir = tu_tmpdir(), *path = fuzz_fixture(dir, "editor_key_with_blank.ini");
+    cdm_deffile *f = open_ok(path);
+    char **keys = NULL;
+    size_t n = 0;
+
+    ck_status(cdm_deffile_keys(f, "A", &keys, &n), CDM_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(keys[0], "DriverID x");
+    cdm_strv_free(keys);
+    assert_get(f, "A", "DriverID x", "SQLite");
+    ck_status(cdm_deffile_set(f, "A", "DriverID x", "PG"), CDM_OK);
+    assert_get(f, "A", "driverid X", "PG");
+    /* A new key of that shape is still refused. */
+    ck_status(cdm_deffile_set(f, "A", "Other key", "1"), CDM_ERR_INVALID);
+    ck_status(cdm_deffile_unset(f, "A", "DriverID x"), CDM_OK);
+    ck_status(cdm_deffile_save(f), CDM_OK);
+    cdm_deffile_free(f);
+    assert_file(path, "[A]\n");
+    free(path);
+    tu_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deffile");
@@ -843,6 +940,13 @@ int main(void)
     TCase *values = tcase_create("values");
     TCase *files = tcase_create("files");
     TCase *conflicts = tcase_create("conflicts");
+    TCase *fuzz = tcase_create("found by fuzzing");
+
+    tcase_add_test(fuzz, test_fuzz_vtab_before_section);
+    tcase_add_test(fuzz, test_fuzz_key_continued_before_equals);
+    tcase_add_test(fuzz, test_fuzz_copy_header_continued);
+    tcase_add_test(fuzz, test_fuzz_key_with_blank);
+    suite_add_tcase(s, fuzz);
 
     tcase_add_test(bytes, test_open_and_save_unchanged_is_identical);
     tcase_add_test(bytes, test_set_changes_only_that_line);
