@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1927,6 +1928,70 @@ START_TEST(test_threads_pool_limit)
 }
 END_TEST
 
+/* ---------------------------------------------------------- statements */
+
+/* Types by column on both protocols; an unsigned BIGINT above INT64_MAX
+ * stays an INT with its exact text, and cdm_result_int64 refuses it. */
+START_TEST(test_stmt_types_by_column)
+{
+    static const int want[] = { CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_INT,
+                                CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_FLOAT,
+                                CDM_TYPE_FLOAT, CDM_TYPE_TEXT, CDM_TYPE_TEXT,
+                                CDM_TYPE_TEXT, CDM_TYPE_BLOB, CDM_TYPE_BLOB,
+                                CDM_TYPE_TEXT, CDM_TYPE_TEXT };
+    cdm_result *r, *p;
+    int64_t i;
+    double d;
+
+    run(c, "DROP TABLE IF EXISTS t_ty");
+    run(c, "CREATE TABLE t_ty (id INT, bu BIGINT UNSIGNED, z INT(6) ZEROFILL, "
+           "y YEAR, b BOOLEAN, f FLOAT, d DOUBLE, dc DECIMAL(10,2), "
+           "dt DATETIME, v VARCHAR(10), vb VARBINARY(4), bt BIT(8), "
+           "e ENUM('a','b'), j JSON)");
+    run(c, "INSERT INTO t_ty VALUES (1, 18446744073709551615, 42, 2024, TRUE, "
+           "1.5, -0.25, 3.14, '2024-01-02 03:04:05', 'x', x'00ff', b'101', "
+           "'b', '[1]'), (2, 9223372036854775807, 0, 0, FALSE, 0, 0, 0, NULL, "
+           "'', '', b'0', 'a', '{}')");
+    r = query_both(c, "SELECT * FROM t_ty WHERE 1 = 1%s ORDER BY id", &p);
+    for (int w = 0; w < 2; w++) {
+        const cdm_result *x = w ? p : r;
+        for (size_t col = 0; col < sizeof want / sizeof *want; col++)
+            ck_assert_msg(cdm_result_type(x, 0, col) == want[col],
+                          "%s: column %s is type %d, not %d",
+                          w ? "prepared" : "plain", cdm_result_colname(x, col),
+                          cdm_result_type(x, 0, col), want[col]);
+        ck_assert_str_eq(cdm_result_value(x, 0, 1), "18446744073709551615");
+        ck_status(cdm_result_int64(x, 0, 1, &i), CDM_ERR_INVALID);
+        ck_status(cdm_result_double(x, 0, 1, &d), CDM_OK);
+        ck_assert(d == 18446744073709551615.0);
+        ck_status(cdm_result_int64(x, 1, 1, &i), CDM_OK);
+        ck_assert(i == INT64_MAX);
+        ck_status(cdm_result_int64(x, 0, 2, &i), CDM_OK);
+        ck_assert_int_eq(i, 42);
+        ck_status(cdm_result_int64(x, 0, 3, &i), CDM_OK);
+        ck_assert_int_eq(i, 2024);
+        ck_status(cdm_result_int64(x, 1, 3, &i), CDM_OK);
+        ck_assert_int_eq(i, 0);
+        ck_status(cdm_result_double(x, 0, 5, &d), CDM_OK);
+        ck_assert(d == 1.5);
+        ck_status(cdm_result_double(x, 0, 6, &d), CDM_OK);
+        ck_assert(d == -0.25);
+        ck_assert_uint_eq(cdm_result_length(x, 0, 11), 1);
+        ck_assert_int_eq(*(const unsigned char *)cdm_result_blob(x, 0, 11,
+                                                                 NULL), 5);
+        ck_assert_int_eq(cdm_result_type(x, 0, 7), CDM_TYPE_TEXT);
+        ck_assert_int_eq(cdm_result_type(x, 1, 8), CDM_TYPE_NULL);
+    }
+    ck_row(r, 0, "1", "18446744073709551615", "000042", "2024", "1", "1.5",
+           "-0.25", "3.14", "2024-01-02 03:04:05", "x", "\\x00ff", "\\x05",
+           "b", "[1]");
+    ck_row(r, 1, "2", "9223372036854775807", "000000", "0000", "0", "0", "0",
+           "0.00", NULL, "", "\\x", "\\x00", "a", "{}");
+    cdm_result_free(r);
+    cdm_result_free(p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -1939,7 +2004,8 @@ int main(void)
     TCase *tc = tcase_create("connect");
     TCase *tt = tcase_create("transactions");
     TCase *tl = tcase_create("pool");
-    TCase *all[] = { ty, tp, te, tr, tc, tt, tl };
+    TCase *ts = tcase_create("statements");
+    TCase *all[] = { ty, tp, te, tr, tc, tt, tl, ts };
 
     tu_need_server("MYSQL", &srv);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
@@ -2004,5 +2070,7 @@ int main(void)
     tcase_add_test(tl, test_kill_plain_connection_broken);
     tcase_add_test(tl, test_killed_idle_pooled_is_replaced);
     tcase_add_test(tl, test_threads_pool_limit);
+
+    tcase_add_test(ts, test_stmt_types_by_column);
     return tu_run(s);
 }
