@@ -1080,5 +1080,8 @@ const struct cdm_driver cdm__driver_mysql = {
     .handle = my_handle,
     .socket = my_socket_fd,
     .forget = my_forget,
+    .prepare = my_prepare,
+    .run = my_run,
+    .unprepare = my_unprepare,
 #endif
 };
