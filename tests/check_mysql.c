@@ -2230,6 +2230,24 @@ START_TEST(test_stmt_types_by_column)
            "0.00", NULL, "", "\\x", "\\x00", "a", "{}");
     cdm_result_free(r);
     cdm_result_free(p);
+    /* A FLOAT's number: the shortest decimal that is the same float
+     * through a prepared statement (0.1 stays 0.1); the text protocol
+     * has only the server's 6 digits, and the text is those on both. */
+    run(c, "UPDATE t_ty SET f = 16777217 WHERE id = 1");
+    run(c, "UPDATE t_ty SET f = 0.1 WHERE id = 2");
+    r = query_both(c, "SELECT f FROM t_ty WHERE 1 = 1%s ORDER BY id", &p);
+    ck_row(r, 0, "16777200");
+    ck_row(r, 1, "0.1");
+    ck_status(cdm_result_double(p, 0, 0, &d), CDM_OK);
+    ck_assert(d == 16777216.0);
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 16777200.0);
+    for (int w = 0; w < 2; w++) {
+        ck_status(cdm_result_double(w ? p : r, 1, 0, &d), CDM_OK);
+        ck_assert(d == 0.1);
+    }
+    cdm_result_free(r);
+    cdm_result_free(p);
 }
 END_TEST
 

@@ -606,11 +606,13 @@ static void bind_value(MYSQL_BIND *b, unsigned long *len,
 struct col {
     int type;               /* CDM_TYPE_* */
     bool is_unsigned;
+    bool single;            /* a FLOAT column, fetched as a float */
     bool client_text;       /* the text is the client library's (below) */
     union {
         int64_t i;
         uint64_t u;
         double d;
+        float f;
     } num;
     char *buf;
     unsigned long cap;
@@ -656,6 +658,22 @@ static int column_text(MYSQL_STMT *st, unsigned int c, char *small,
     return CDM_OK;
 }
 
+/* A FLOAT column's value as a double: the shortest decimal that reads
+ * back as the same float, so that 0.1 stays 0.1 rather than becoming
+ * 0.100000001490116 (9 digits always do). */
+static double float_value(float f)
+{
+    char buf[32];
+
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f)
+            return strtod(buf, NULL);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    return strtod(buf, NULL);
+}
+
 /* Stores column c of the current row in the last row of r. */
 static int set_cell(MYSQL_STMT *st, cdm_result *r, unsigned int c,
                     struct col *k)
@@ -670,7 +688,8 @@ static int set_cell(MYSQL_STMT *st, cdm_result *r, unsigned int c,
                               &heap)) != CDM_OK)
             return rc;
         if (k->type == CDM_TYPE_FLOAT) {
-            rc = cdm__result_set_double(r, c, k->num.d, text, len);
+            rc = cdm__result_set_double(r, c, k->single ? float_value(k->num.f)
+                                                        : k->num.d, text, len);
         } else if (k->is_unsigned && k->num.u > INT64_MAX) {
             /* Above INT64_MAX (BIGINT UNSIGNED): still an INT, by its
              * column, with its exact decimal text; cdm_result_int64
@@ -780,11 +799,13 @@ static int fetch_all(MYSQL_STMT *st, cdm_result **out)
             b[c].is_unsigned = k[c].is_unsigned;
             b[c].buffer = &k[c].num;
         } else if (k[c].type == CDM_TYPE_FLOAT) {
-            /* The double itself; the text as the server prints it (a
+            /* The number itself; the text as the server prints it (a
              * FLOAT's 6 digits, DOUBLE(M,D)'s D decimals) comes from
              * the client library, which prints it the same way. */
             k[c].client_text = true;
-            b[c].buffer_type = MYSQL_TYPE_DOUBLE;
+            k[c].single = f[c].type == MYSQL_TYPE_FLOAT;
+            b[c].buffer_type = k[c].single ? MYSQL_TYPE_FLOAT
+                                           : MYSQL_TYPE_DOUBLE;
             b[c].buffer = &k[c].num;
         } else {
             unsigned long size = f[c].max_length;
