@@ -744,17 +744,17 @@ static void release(MYSQL_STMT *st)
  * further result sets), so that the connection stays in step. */
 static int drain(MYSQL_STMT *st)
 {
-    int status;
+    int status = 0;
 
-    while (mysql_stmt_more_results(st) &&
-           (status = mysql_stmt_next_result(st)) == 0) {
-        if (mysql_stmt_field_count(st) > 0) {
+    while (status == 0 && mysql_stmt_more_results(st)) {
+        if ((status = mysql_stmt_next_result(st)) == 0 &&
+            mysql_stmt_field_count(st) > 0) {
             if (mysql_stmt_store_result(st))
                 return stmt_fail(st);
             release(st);
         }
     }
-    return mysql_stmt_more_results(st) ? stmt_fail(st) : CDM_OK;
+    return status > 0 ? stmt_fail(st) : CDM_OK;
 }
 
 /* Fetches a statement's rows, each value by its column's type. */
