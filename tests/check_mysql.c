@@ -2345,6 +2345,37 @@ START_TEST(test_stmt_stale_prepared_again)
 }
 END_TEST
 
+/* A lost connection is not a forgotten statement: a cached statement
+ * on a killed connection gives CDM_ERR_BROKEN, not a silent new prepare. */
+START_TEST(test_stmt_lost_connection_is_broken)
+{
+    cdm_conn *a = NULL;
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    long long id;
+
+    add_def(m, "MyPool", (const char *[]){ "Pooled=True",
+                                           "POOL_MaximumItems=1", NULL });
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    id = conn_id(a);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_status(cdm_prepare(a, "SELECT ? * 2", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    kill_conn(c, id);
+    ck_status(cdm_query(a, "SELECT ?+1", (const char *[]){ "1" }, 1, &r),
+              CDM_ERR_BROKEN);
+    ck_assert_ptr_null(r);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_BROKEN);
+    ck_assert_ptr_null(r);
+    cdm_stmt_free(s);
+    cdm_disconnect(a);
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    ck_assert_int_ne(conn_id(a), id);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    cdm_disconnect(a);
+}
+END_TEST
+
 /* A table changed under a cached statement: the server sends other
  * columns, and the statement is prepared again with them. */
 START_TEST(test_stmt_schema_change)
@@ -2625,6 +2656,7 @@ int main(void)
     tcase_add_test(ts, test_stmt_types_by_column);
     tcase_add_test(ts, test_stmt_cached_one_round_trip);
     tcase_add_test(ts, test_stmt_stale_prepared_again);
+    tcase_add_test(ts, test_stmt_lost_connection_is_broken);
     tcase_add_test(ts, test_stmt_schema_change);
     tcase_add_test(ts, test_stmt_reset_on_release);
     tcase_add_test(ts, test_stmt_forked_child_says_nothing);
