@@ -481,7 +481,7 @@ static int plain(MYSQL *db, const char *sql, int64_t *affected, cdm_result **out
  */
 
 struct my_ps {
-    MYSQL_STMT *st;         /* NULL once closed here (closed_here) */
+    MYSQL_STMT *st;         /* NULL once exec_fail closed it */
     unsigned long nparams;
     MYSQL_BIND *pb;         /* nparams: the values, bound again each run */
     unsigned long *plen;
@@ -601,8 +601,9 @@ static void bind_value(MYSQL_BIND *b, unsigned long *len,
 }
 
 /* How one result column is fetched: integers into `num` (LONGLONG, signed
- * or not as the column), FLOAT and DOUBLE into `num` (DOUBLE), anything
- * else as bytes into `buf`, grown when a value does not fit. */
+ * or not as the column), FLOAT as a float and DOUBLE as a double into
+ * `num`, anything else as bytes into `buf` (a longer value is fetched
+ * whole on its own). */
 struct col {
     int type;               /* CDM_TYPE_* */
     bool is_unsigned;
@@ -660,7 +661,8 @@ static int column_text(MYSQL_STMT *st, unsigned int c, char *small,
 
 /* A FLOAT column's value as a double: the shortest decimal that reads
  * back as the same float, so that 0.1 stays 0.1 rather than becoming
- * 0.100000001490116 (9 digits always do). */
+ * the float's exact 0.100000001490116...  Nine significant digits
+ * always identify a float. */
 static double float_value(float f)
 {
     char buf[32];
