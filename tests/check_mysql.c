@@ -1,8 +1,10 @@
-/* check_mysql.c - the MySQL/MariaDB driver against a real MariaDB server: values as text through both protocols, placeholders, row counts, errors, connect options, transactions, pooled reset/kill handling and threads. */
+/* check_mysql.c - the MySQL/MariaDB driver against a real MariaDB server: values as text through both protocols, placeholders, row counts, errors, connect options, transactions, pooled reset/kill handling, threads, and typed values through prepared statements and their per-connection cache. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
 #include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1927,6 +1930,648 @@ START_TEST(test_threads_pool_limit)
 }
 END_TEST
 
+/* ---------------------------------------------------------- statements */
+
+/* This session's Com_stmt_<what> counter.  Session status counts only
+ * this connection's commands, so that the other suites using the same
+ * server during `make check` do not disturb it (the global
+ * Prepared_stmt_count would); mysql_reset_connection sets it to 0. */
+static long long com_stmt(cdm_conn *conn, const char *what)
+{
+    char sql[96];
+    cdm_result *r = NULL;
+    long long n;
+
+    snprintf(sql, sizeof sql, "SHOW SESSION STATUS LIKE 'Com\\_stmt\\_%s'",
+             what);
+    ck_status(cdm_query(conn, sql, NULL, 0, &r), CDM_OK);
+    ck_assert_uint_eq(cdm_result_nrows(r), 1);
+    n = atoll(cdm_result_value(r, 0, 1));
+    cdm_result_free(r);
+    return n;
+}
+
+/* Statements the server holds for this session: prepared less closed.
+ * A prepare the server repeats by itself (a table changed under the
+ * statement) counts as a prepare and a reprepare; a failed one would
+ * count too (no prepare of these tests fails). */
+static long long server_stmts(cdm_conn *conn)
+{
+    return com_stmt(conn, "prepare") - com_stmt(conn, "reprepare") -
+           com_stmt(conn, "close");
+}
+
+/* Statements Connector/C holds on the connection's handle. */
+static long long client_stmts(cdm_conn *conn)
+{
+    MYSQL *h = cdm_conn_handle(conn);
+    long long n = 0;
+
+    for (LIST *l = h->stmts; l; l = l->next)
+        n++;
+    return n;
+}
+
+/* Makes the server forget every statement of the connection behind the
+ * client's back: COM_STMT_CLOSE written straight onto its socket (the
+ * command has no reply, so the client stays in step). */
+static void forget_on_server(cdm_conn *conn)
+{
+    MYSQL *h = cdm_conn_handle(conn);
+
+    for (LIST *l = h->stmts; l; l = l->next) {
+        unsigned long id = ((MYSQL_STMT *)l->data)->stmt_id;
+        unsigned char pkt[9] = { 5, 0, 0, 0, 0x19 /* COM_STMT_CLOSE */,
+                                 (unsigned char)id, (unsigned char)(id >> 8),
+                                 (unsigned char)(id >> 16),
+                                 (unsigned char)(id >> 24) };
+        ck_assert_int_eq(write((int)mysql_get_socket(h), pkt, sizeof pkt),
+                         (ssize_t)sizeof pkt);
+    }
+}
+
+#define ck_scalar_p(conn, sql, arg, want)                                    \
+    do {                                                                     \
+        char *ck_v_ = scalar_p((conn), (sql), (const char *[]){ (arg) }, 1); \
+        ck_assert_pstr_eq(ck_v_, (want));                                    \
+        free(ck_v_);                                                         \
+    } while (0)
+
+/* Unicode (ü, ß, €, an emoji) with a NUL byte inside. */
+static const char nul_text[] = "gr\xc3\xbc\xc3\x9f" "e\0after NUL \xe2\x82\xac "
+                               "\xf0\x9f\x98\x80";
+#define NUL_TEXT_LEN (sizeof nul_text - 1)
+#define BIG_BLOB (1024u * 1024u)
+
+/* The values test_stmt_round_trip_every_type stored, read back through
+ * the typed accessors: bl LONGBLOB, tx TEXT, vb VARBINARY, bi BIGINT,
+ * d DOUBLE, for rows k = 1, 2, 3.  `path` names the protocol. */
+static void check_round_trip(const cdm_result *r, int k,
+                             const unsigned char *blob, const char *path)
+{
+    const void *p;
+    size_t len;
+    int64_t i;
+    double d;
+
+    ck_assert_uint_eq(cdm_result_nrows(r), 1);
+    ck_assert_uint_eq(cdm_result_ncols(r), 5);
+    if (k == 3) {
+        for (size_t c = 0; c < 5; c++) {
+            ck_assert_msg(cdm_result_type(r, 0, c) == CDM_TYPE_NULL,
+                          "%s: column %zu is not NULL", path, c);
+            ck_assert_ptr_null(cdm_result_value(r, 0, c));
+        }
+        return;
+    }
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_BLOB);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_TEXT);
+    ck_assert_int_eq(cdm_result_type(r, 0, 2), CDM_TYPE_BLOB);
+    ck_assert_int_eq(cdm_result_type(r, 0, 3), CDM_TYPE_INT);
+    ck_assert_int_eq(cdm_result_type(r, 0, 4), CDM_TYPE_FLOAT);
+    p = cdm_result_blob(r, 0, 0, &len);
+    ck_assert_ptr_nonnull(p);
+    ck_status(cdm_result_int64(r, 0, 3, &i), CDM_OK);
+    ck_status(cdm_result_double(r, 0, 4, &d), CDM_OK);
+    if (k == 1) {
+        ck_assert_msg(len == BIG_BLOB && memcmp(p, blob, BIG_BLOB) == 0,
+                      "%s: the 1 MB BLOB came back as %zu other bytes", path,
+                      len);
+        ck_assert_uint_eq(cdm_result_length(r, 0, 1), NUL_TEXT_LEN);
+        ck_assert(memcmp(cdm_result_blob(r, 0, 1, NULL), nul_text,
+                         NUL_TEXT_LEN) == 0);
+        ck_assert_uint_eq(cdm_result_length(r, 0, 2), NUL_TEXT_LEN);
+        ck_assert(memcmp(cdm_result_blob(r, 0, 2, NULL), nul_text,
+                         NUL_TEXT_LEN) == 0);
+        ck_assert_msg(i == INT64_MIN, "%s: %" PRId64, path, i);
+        /* -0.0 comes back as 0.0: MariaDB drops the sign of a zero (a
+         * SELECT ? echoes 0 too), so only the value can be compared. */
+        ck_assert_msg(d == 0.0, "%s: %g is not -0.0", path, d);
+        ck_assert_str_eq(cdm_result_value(r, 0, 3), "-9223372036854775808");
+    } else {
+        /* Empty, not NULL. */
+        ck_assert_uint_eq(len, 0);
+        ck_assert_uint_eq(cdm_result_length(r, 0, 1), 0);
+        ck_assert_str_eq(cdm_result_value(r, 0, 1), "");
+        ck_assert_uint_eq(cdm_result_length(r, 0, 2), 0);
+        ck_assert_str_eq(cdm_result_value(r, 0, 2), "\\x");
+        ck_assert_msg(i == INT64_MAX, "%s: %" PRId64, path, i);
+        ck_assert_msg(d == 1e308, "%s: %.17g is not 1e308", path, d);
+        ck_assert_str_eq(cdm_result_value(r, 0, 3), "9223372036854775807");
+    }
+}
+
+START_TEST(test_stmt_round_trip_every_type)
+{
+    unsigned char *blob = malloc(BIG_BLOB);
+    cdm_stmt *ins = NULL, *sel = NULL;
+    cdm_result *r = NULL, *t = NULL;
+
+    ck_assert_ptr_nonnull(blob);
+    for (size_t k = 0; k < BIG_BLOB; k++)
+        blob[k] = (unsigned char)(k % 256);
+    run(c, "DROP TABLE IF EXISTS t_rt");
+    run(c, "CREATE TABLE t_rt (k INT PRIMARY KEY, bl LONGBLOB, tx TEXT "
+           "CHARACTER SET utf8mb4, vb VARBINARY(64), bi BIGINT, d DOUBLE)");
+    ck_status(cdm_prepare(c, "INSERT INTO t_rt VALUES (?, ?, ?, ?, ?, ?)",
+                          &ins), CDM_OK);
+    ck_assert_uint_eq(cdm_stmt_nparams(ins), 6);
+    /* 1: every byte value, text with a NUL, the ends of int64, -0.0. */
+    ck_status(cdm_bind_int64(ins, 0, 1), CDM_OK);
+    ck_status(cdm_bind_blob(ins, 1, blob, BIG_BLOB), CDM_OK);
+    ck_status(cdm_bind_text(ins, 2, nul_text, NUL_TEXT_LEN), CDM_OK);
+    ck_status(cdm_bind_text(ins, 3, nul_text, NUL_TEXT_LEN), CDM_OK);
+    ck_status(cdm_bind_int64(ins, 4, INT64_MIN), CDM_OK);
+    ck_status(cdm_bind_double(ins, 5, -0.0), CDM_OK);
+    ck_status(cdm_stmt_exec(ins, NULL), CDM_OK);
+    /* 2: empty values, not NULL. */
+    ck_status(cdm_bind_int64(ins, 0, 2), CDM_OK);
+    ck_status(cdm_bind_blob(ins, 1, NULL, 0), CDM_OK);
+    ck_status(cdm_bind_text(ins, 2, "", CDM_NTS), CDM_OK);
+    ck_status(cdm_bind_blob(ins, 3, "", 0), CDM_OK);
+    ck_status(cdm_bind_int64(ins, 4, INT64_MAX), CDM_OK);
+    ck_status(cdm_bind_double(ins, 5, 1e308), CDM_OK);
+    ck_status(cdm_stmt_exec(ins, NULL), CDM_OK);
+    /* 3: NULL everywhere. */
+    ck_status(cdm_bind_int64(ins, 0, 3), CDM_OK);
+    for (size_t i = 1; i < 6; i++)
+        ck_status(cdm_bind_null(ins, i), CDM_OK);
+    ck_status(cdm_stmt_exec(ins, NULL), CDM_OK);
+    /* MariaDB cannot store NaN (nor an infinity) in a DOUBLE column: it
+     * refuses it as out of range, where PostgreSQL and SQLite store it. */
+    ck_status(cdm_bind_int64(ins, 0, 4), CDM_OK);
+    ck_status(cdm_bind_double(ins, 5, NAN), CDM_OK);
+    ck_status(cdm_stmt_exec(ins, NULL), CDM_ERR_QUERY);
+    ck_errmsg_has("Out of range");
+    cdm_stmt_free(ins);
+
+    ck_status(cdm_prepare(c, "SELECT bl, tx, vb, bi, d FROM t_rt WHERE k = ?",
+                          &sel), CDM_OK);
+    for (int k = 1; k <= 3; k++) {
+        char sql[80];
+        /* Binary protocol (a prepared statement) and text protocol. */
+        ck_status(cdm_bind_int64(sel, 0, k), CDM_OK);
+        ck_status(cdm_stmt_query(sel, &r), CDM_OK);
+        check_round_trip(r, k, blob, "prepared");
+        snprintf(sql, sizeof sql, "SELECT bl, tx, vb, bi, d FROM t_rt "
+                 "WHERE k = %d", k);
+        ck_status(cdm_query(c, sql, NULL, 0, &t), CDM_OK);
+        check_round_trip(t, k, blob, "plain");
+        for (size_t col = 0; col < 5; col++)
+            ck_assert_pstr_eq(cdm_result_value(r, 0, col),
+                              cdm_result_value(t, 0, col));
+        cdm_result_free(r);
+        cdm_result_free(t);
+        r = t = NULL;
+    }
+    cdm_stmt_free(sel);
+    free(blob);
+}
+END_TEST
+
+/* Each value bound with its type comes back with it from SELECT ?. */
+START_TEST(test_stmt_echo_types)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    int64_t i;
+    double d;
+
+    ck_status(cdm_prepare(c, "SELECT ? AS v", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, -42), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_INT);
+    ck_status(cdm_result_int64(r, 0, 0, &i), CDM_OK);
+    ck_assert_int_eq(i, -42);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "-42");
+    cdm_result_free(r);
+    ck_status(cdm_bind_double(s, 0, 0.1), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_FLOAT);
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
+    cdm_result_free(r);
+    ck_status(cdm_bind_text(s, 0, "a\0b", 3), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_TEXT);
+    ck_assert_uint_eq(cdm_result_length(r, 0, 0), 3);
+    ck_assert(memcmp(cdm_result_blob(r, 0, 0, NULL), "a\0b", 3) == 0);
+    cdm_result_free(r);
+    ck_status(cdm_bind_blob(s, 0, "\x00\xff", 2), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_BLOB);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "\\x00ff");
+    cdm_result_free(r);
+    ck_status(cdm_bind_null(s, 0), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_NULL);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+}
+END_TEST
+
+/* Types by column on both protocols; an unsigned BIGINT above INT64_MAX
+ * stays an INT with its exact text, and cdm_result_int64 refuses it. */
+START_TEST(test_stmt_types_by_column)
+{
+    static const int want[] = { CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_INT,
+                                CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_FLOAT,
+                                CDM_TYPE_FLOAT, CDM_TYPE_TEXT, CDM_TYPE_TEXT,
+                                CDM_TYPE_TEXT, CDM_TYPE_BLOB, CDM_TYPE_BLOB,
+                                CDM_TYPE_TEXT, CDM_TYPE_TEXT };
+    cdm_result *r, *p;
+    int64_t i;
+    double d;
+
+    run(c, "DROP TABLE IF EXISTS t_ty");
+    run(c, "CREATE TABLE t_ty (id INT, bu BIGINT UNSIGNED, z INT(6) ZEROFILL, "
+           "y YEAR, b BOOLEAN, f FLOAT, d DOUBLE, dc DECIMAL(10,2), "
+           "dt DATETIME, v VARCHAR(10), vb VARBINARY(4), bt BIT(8), "
+           "e ENUM('a','b'), j JSON)");
+    run(c, "INSERT INTO t_ty VALUES (1, 18446744073709551615, 42, 2024, TRUE, "
+           "1.5, -0.25, 3.14, '2024-01-02 03:04:05', 'x', x'00ff', b'101', "
+           "'b', '[1]'), (2, 9223372036854775807, 0, 0, FALSE, 0, 0, 0, NULL, "
+           "'', '', b'0', 'a', '{}')");
+    r = query_both(c, "SELECT * FROM t_ty WHERE 1 = 1%s ORDER BY id", &p);
+    for (int w = 0; w < 2; w++) {
+        const cdm_result *x = w ? p : r;
+        for (size_t col = 0; col < sizeof want / sizeof *want; col++)
+            ck_assert_msg(cdm_result_type(x, 0, col) == want[col],
+                          "%s: column %s is type %d, not %d",
+                          w ? "prepared" : "plain", cdm_result_colname(x, col),
+                          cdm_result_type(x, 0, col), want[col]);
+        ck_assert_str_eq(cdm_result_value(x, 0, 1), "18446744073709551615");
+        ck_status(cdm_result_int64(x, 0, 1, &i), CDM_ERR_INVALID);
+        ck_status(cdm_result_double(x, 0, 1, &d), CDM_OK);
+        ck_assert(d == 18446744073709551615.0);
+        ck_status(cdm_result_int64(x, 1, 1, &i), CDM_OK);
+        ck_assert(i == INT64_MAX);
+        ck_status(cdm_result_int64(x, 0, 2, &i), CDM_OK);
+        ck_assert_int_eq(i, 42);
+        ck_status(cdm_result_int64(x, 0, 3, &i), CDM_OK);
+        ck_assert_int_eq(i, 2024);
+        ck_status(cdm_result_int64(x, 1, 3, &i), CDM_OK);
+        ck_assert_int_eq(i, 0);
+        ck_status(cdm_result_double(x, 0, 5, &d), CDM_OK);
+        ck_assert(d == 1.5);
+        ck_status(cdm_result_double(x, 0, 6, &d), CDM_OK);
+        ck_assert(d == -0.25);
+        ck_assert_uint_eq(cdm_result_length(x, 0, 11), 1);
+        ck_assert_int_eq(*(const unsigned char *)cdm_result_blob(x, 0, 11,
+                                                                 NULL), 5);
+        ck_assert_int_eq(cdm_result_type(x, 0, 7), CDM_TYPE_TEXT);
+        ck_assert_int_eq(cdm_result_type(x, 1, 8), CDM_TYPE_NULL);
+    }
+    ck_row(r, 0, "1", "18446744073709551615", "000042", "2024", "1", "1.5",
+           "-0.25", "3.14", "2024-01-02 03:04:05", "x", "\\x00ff", "\\x05",
+           "b", "[1]");
+    ck_row(r, 1, "2", "9223372036854775807", "000000", "0000", "0", "0", "0",
+           "0.00", NULL, "", "\\x", "\\x00", "a", "{}");
+    cdm_result_free(r);
+    cdm_result_free(p);
+    /* A FLOAT's number: the shortest decimal that is the same float
+     * through a prepared statement (0.1 stays 0.1); the text protocol
+     * has only the server's 6 digits, and the text is those on both. */
+    run(c, "UPDATE t_ty SET f = 16777217 WHERE id = 1");
+    run(c, "UPDATE t_ty SET f = 0.1 WHERE id = 2");
+    r = query_both(c, "SELECT f FROM t_ty WHERE 1 = 1%s ORDER BY id", &p);
+    ck_row(r, 0, "16777200");
+    ck_row(r, 1, "0.1");
+    ck_status(cdm_result_double(p, 0, 0, &d), CDM_OK);
+    ck_assert(d == 16777216.0);
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 16777200.0);
+    for (int w = 0; w < 2; w++) {
+        ck_status(cdm_result_double(w ? p : r, 1, 0, &d), CDM_OK);
+        ck_assert(d == 0.1);
+    }
+    cdm_result_free(r);
+    cdm_result_free(p);
+}
+END_TEST
+
+/* A pooled connection prepares a statement once: later calls, also of
+ * later borrowers, are one COM_STMT_EXECUTE each. */
+START_TEST(test_stmt_cached_one_round_trip)
+{
+    cdm_conn *a = NULL;
+    long long id, prep, exec;
+
+    add_def(m, "MyPool", (const char *[]){ "Pooled=True",
+                                           "POOL_MaximumItems=1", NULL });
+    add_def(m, "MyNoCache", (const char *[]){ "StatementCacheSize=0", NULL });
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    id = conn_id(a);
+    prep = com_stmt(a, "prepare");
+    exec = com_stmt(a, "execute");
+    ck_scalar_p(a, "SELECT ?+1", "41", "42");
+    ck_assert_int_eq(com_stmt(a, "prepare"), prep + 1);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_scalar_p(a, "SELECT ?+1", "2", "3");
+    ck_assert_int_eq(com_stmt(a, "prepare"), prep + 1);
+    ck_assert_int_eq(com_stmt(a, "execute"), exec + 3);
+    ck_assert_int_eq(com_stmt(a, "close"), 0);
+    cdm_disconnect(a);
+    /* The next borrower of the same connection executes it at once. */
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    ck_assert_int_eq(conn_id(a), id);
+    ck_scalar_p(a, "SELECT ?+1", "9", "10");
+    ck_assert_int_eq(com_stmt(a, "prepare"), prep + 1);
+    ck_assert_int_eq(server_stmts(a), 1);
+    ck_assert_int_eq(client_stmts(a), 1);
+    cdm_disconnect(a);
+    /* Without the cache: prepared and closed each time. */
+    ck_status(cdm_connect(m, "MyNoCache", &a), CDM_OK);
+    prep = com_stmt(a, "prepare");
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_assert_int_eq(com_stmt(a, "prepare"), prep + 2);
+    ck_assert_int_eq(server_stmts(a), 0);
+    ck_assert_int_eq(client_stmts(a), 0);
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* A cached statement the server no longer knows is prepared again,
+ * without an error: forgotten on the server (1243), and cut loose by a
+ * mysql_reset_connection behind the cache's back. */
+START_TEST(test_stmt_stale_prepared_again)
+{
+    cdm_conn *a = NULL;
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    int64_t v = 0;
+
+    add_def(m, "MyPool", (const char *[]){ "Pooled=True",
+                                           "POOL_MaximumItems=1", NULL });
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_assert_int_eq(com_stmt(a, "prepare"), 1);
+    forget_on_server(a);
+    ck_assert_int_eq(server_stmts(a), 0);
+    ck_scalar_p(a, "SELECT ?+1", "2", "3");
+    ck_assert_int_eq(com_stmt(a, "prepare"), 2);
+    ck_assert_int_eq(server_stmts(a), 1);
+    ck_assert_int_eq(client_stmts(a), 1);
+    /* An open statement, between two of its runs. */
+    ck_status(cdm_prepare(a, "SELECT ? * 2", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 21), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    cdm_result_free(r);
+    forget_on_server(a);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_status(cdm_result_int64(r, 0, 0, &v), CDM_OK);
+    ck_assert_int_eq(v, 42);
+    cdm_result_free(r);
+    ck_assert_int_eq(server_stmts(a), 1);   /* only this one: re-prepared */
+    /* A reset behind the cache's back: Connector/C cuts every statement
+     * loose (their next execute fails with "lost connection", but the
+     * connection is fine) and the server drops them. */
+    ck_assert_int_eq(mysql_reset_connection(cdm_conn_handle(a)), 0);
+    ck_assert_int_eq(client_stmts(a), 0);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_status(cdm_result_int64(r, 0, 0, &v), CDM_OK);
+    ck_assert_int_eq(v, 42);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    ck_scalar_p(a, "SELECT ?+1", "3", "4");
+    /* Counters start again at the reset. */
+    ck_assert_int_eq(com_stmt(a, "prepare"), 2);
+    ck_assert_int_eq(server_stmts(a), 2);
+    ck_assert_int_eq(client_stmts(a), 2);
+    ck_status(cdm_ping(a), CDM_OK);
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* A lost connection is not a forgotten statement: a cached statement
+ * on a killed connection gives CDM_ERR_BROKEN, not a silent new prepare. */
+START_TEST(test_stmt_lost_connection_is_broken)
+{
+    cdm_conn *a = NULL;
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    long long id;
+
+    add_def(m, "MyPool", (const char *[]){ "Pooled=True",
+                                           "POOL_MaximumItems=1", NULL });
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    id = conn_id(a);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_status(cdm_prepare(a, "SELECT ? * 2", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    kill_conn(c, id);
+    ck_status(cdm_query(a, "SELECT ?+1", (const char *[]){ "1" }, 1, &r),
+              CDM_ERR_BROKEN);
+    ck_assert_ptr_null(r);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_BROKEN);
+    ck_assert_ptr_null(r);
+    cdm_stmt_free(s);
+    cdm_disconnect(a);
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    ck_assert_int_ne(conn_id(a), id);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* A table changed under a cached statement: the server sends other
+ * columns, and the statement is prepared again with them. */
+START_TEST(test_stmt_schema_change)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    long long before;
+
+    run(c, "DROP TABLE IF EXISTS t_sc");
+    run(c, "CREATE TABLE t_sc (id INT PRIMARY KEY, a INT)");
+    run(c, "INSERT INTO t_sc VALUES (1, 10)");
+    ck_status(cdm_prepare(c, "SELECT * FROM t_sc WHERE id = ?", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_row(r, 0, "1", "10");
+    cdm_result_free(r);
+    run(c, "ALTER TABLE t_sc ADD COLUMN b VARCHAR(5) DEFAULT 'new'");
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_row(r, 0, "1", "10", "new");
+    cdm_result_free(r);
+    run(c, "ALTER TABLE t_sc MODIFY a VARCHAR(10)");
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_row(r, 0, "1", "10", "new");
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_TEXT);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    /* The same through cdm_query, and nothing left over on the server. */
+    ck_scalar_p(c, "SELECT b FROM t_sc WHERE id = ?", "1", "new");
+    run(c, "ALTER TABLE t_sc DROP COLUMN b");
+    before = server_stmts(c);
+    ck_status(cdm_query(c, "SELECT * FROM t_sc WHERE id = ?",
+                        (const char *[]){ "1" }, 1, &r), CDM_OK);
+    ck_row(r, 0, "1", "10");
+    cdm_result_free(r);
+    ck_assert_int_eq(server_stmts(c), before);
+    ck_assert_int_eq(server_stmts(c), client_stmts(c));
+}
+END_TEST
+
+/* POOL_ResetOnRelease drops the statements with the session; the next
+ * borrower prepares again without an error. */
+START_TEST(test_stmt_reset_on_release)
+{
+    cdm_conn *a = NULL;
+    long long id;
+
+    add_def(m, "MyReset", (const char *[]){ "Pooled=True",
+            "POOL_MaximumItems=1", "POOL_ResetOnRelease=True", NULL });
+    ck_status(cdm_connect(m, "MyReset", &a), CDM_OK);
+    id = conn_id(a);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_assert_int_eq(server_stmts(a), 1);
+    cdm_disconnect(a);
+    ck_status(cdm_connect(m, "MyReset", &a), CDM_OK);
+    ck_assert_int_eq(conn_id(a), id);
+    ck_assert_int_eq(client_stmts(a), 0);
+    ck_assert_int_eq(com_stmt(a, "prepare"), 0);   /* reset: a new session */
+    ck_scalar_p(a, "SELECT ?+1", "2", "3");
+    ck_assert_int_eq(com_stmt(a, "prepare"), 1);
+    ck_assert_int_eq(server_stmts(a), 1);
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* A child process that returns a connection it inherited lets its
+ * statements go without a word on the parent's socket. */
+START_TEST(test_stmt_forked_child_says_nothing)
+{
+    cdm_conn *a = NULL;
+    int status;
+    pid_t pid;
+
+    add_def(m, "MyPool", (const char *[]){ "Pooled=True",
+                                           "POOL_MaximumItems=2", NULL });
+    ck_status(cdm_connect(m, "MyPool", &a), CDM_OK);
+    ck_scalar_p(a, "SELECT ?+1", "1", "2");
+    ck_scalar_p(a, "SELECT ?+2", "1", "3");
+    ck_assert_int_eq(server_stmts(a), 2);
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* Returned in the child: forgotten (pool.c), cache and all. */
+        cdm_disconnect(a);
+        /* exec, not exit: no atexit handler, no leak check of the copy. */
+        execl("/bin/sh", "sh", "-c", "exit 0", (char *)NULL);
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(com_stmt(a, "close"), 0);
+    ck_assert_int_eq(server_stmts(a), 2);
+    ck_scalar_p(a, "SELECT ?+1", "5", "6");
+    ck_assert_int_eq(com_stmt(a, "prepare"), 2);
+    cdm_disconnect(a);
+}
+END_TEST
+
+/* 16 threads, 10 parameterised statements, a cache of 4, while close_def
+ * and set_param replace the pool's connections: every answer right, and
+ * no statement left on the server beyond what each connection caches. */
+struct stmt_race {
+    atomic_bool stop;
+    atomic_long ok, wrong, failed;
+    char first[256];
+    atomic_flag noted;
+};
+
+static void *stmt_race_main(void *arg)
+{
+    struct stmt_race *st = arg;
+    unsigned k = (unsigned)(uintptr_t)&k >> 4;
+
+    while (!atomic_load(&st->stop)) {
+        cdm_conn *a = NULL;
+        cdm_stmt *s = NULL;
+        cdm_result *r = NULL;
+        char sql[64], arg_[8];
+        int64_t v = -1;
+        int which = (int)(k++ % 10), rc;
+
+        snprintf(sql, sizeof sql, "SELECT ? * 100 + %d", which);
+        if ((rc = cdm_connect(m, "MyRace", &a)) == CDM_OK) {
+            if (k % 2) {
+                if ((rc = cdm_prepare(a, sql, &s)) == CDM_OK &&
+                    (rc = cdm_bind_int64(s, 0, which)) == CDM_OK &&
+                    (rc = cdm_stmt_query(s, &r)) == CDM_OK)
+                    rc = cdm_result_int64(r, 0, 0, &v);
+                cdm_stmt_free(s);
+            } else {
+                snprintf(arg_, sizeof arg_, "%d", which);
+                if ((rc = cdm_query(a, sql, (const char *const[]){ arg_ }, 1,
+                                    &r)) == CDM_OK)
+                    rc = cdm_result_int64(r, 0, 0, &v);
+            }
+            cdm_result_free(r);
+            cdm_disconnect(a);
+        }
+        if (rc != CDM_OK) {
+            if (!atomic_flag_test_and_set(&st->noted))
+                snprintf(st->first, sizeof st->first, "%s: %s",
+                         cdm_strerror(rc), cdm_errmsg());
+            atomic_fetch_add(&st->failed, 1);
+        } else {
+            atomic_fetch_add(v == which * 101 ? &st->ok : &st->wrong, 1);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_stmt_cache_under_the_pool)
+{
+    struct stmt_race st = { .noted = ATOMIC_FLAG_INIT };
+    pthread_t t[16];
+    int run_ms = tu_env_ms("CDM_RACE_SECONDS", 2000, 50);
+    int64_t end;
+    cdm_conn *held[4];
+    unsigned flip = 0;
+
+    add_def(m, "MyRace", (const char *[]){ "Pooled=True", "POOL_MaximumItems=4",
+            "POOL_AcquireTimeout=20000", "StatementCacheSize=4", NULL });
+    for (int i = 0; i < 16; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stmt_race_main, &st), 0);
+    end = tu_now_ms() + run_ms;
+    while (tu_now_ms() < end) {
+        if (flip++ % 2)
+            ck_status(cdm_manager_close_def(m, "MyRace"), CDM_OK);
+        else
+            ck_status(cdm_manager_set_param(m, "MyRace", "ReadTimeout",
+                                            flip % 4 ? "30" : "31"), CDM_OK);
+        tu_sleep_ms(20);   /* pacing the changes, not synchronisation */
+    }
+    atomic_store(&st.stop, true);
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    printf("mysql statement cache race: %ld right, %ld wrong, %ld failed\n",
+           atomic_load(&st.ok), atomic_load(&st.wrong),
+           atomic_load(&st.failed));
+    ck_assert_msg(atomic_load(&st.failed) == 0, "%ld failed, first: %s",
+                  atomic_load(&st.failed), st.first);
+    ck_assert_int_eq(atomic_load(&st.wrong), 0);
+    ck_assert_int_gt(atomic_load(&st.ok), 0);
+    /* Every connection of the pool (4 at once: all it has): the server
+     * holds exactly the statements its cache does, at most 4. */
+    for (int i = 0; i < 4; i++)
+        ck_status(cdm_connect(m, "MyRace", &held[i]), CDM_OK);
+    for (int i = 0; i < 4; i++) {
+        long long on_server = server_stmts(held[i]);
+        ck_assert_int_eq(on_server, client_stmts(held[i]));
+        ck_assert_int_le(on_server, 4);
+    }
+    for (int i = 0; i < 4; i++)
+        cdm_disconnect(held[i]);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -1939,7 +2584,8 @@ int main(void)
     TCase *tc = tcase_create("connect");
     TCase *tt = tcase_create("transactions");
     TCase *tl = tcase_create("pool");
-    TCase *all[] = { ty, tp, te, tr, tc, tt, tl };
+    TCase *ts = tcase_create("statements");
+    TCase *all[] = { ty, tp, te, tr, tc, tt, tl, ts };
 
     tu_need_server("MYSQL", &srv);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
@@ -2004,5 +2650,16 @@ int main(void)
     tcase_add_test(tl, test_kill_plain_connection_broken);
     tcase_add_test(tl, test_killed_idle_pooled_is_replaced);
     tcase_add_test(tl, test_threads_pool_limit);
+
+    tcase_add_test(ts, test_stmt_round_trip_every_type);
+    tcase_add_test(ts, test_stmt_echo_types);
+    tcase_add_test(ts, test_stmt_types_by_column);
+    tcase_add_test(ts, test_stmt_cached_one_round_trip);
+    tcase_add_test(ts, test_stmt_stale_prepared_again);
+    tcase_add_test(ts, test_stmt_lost_connection_is_broken);
+    tcase_add_test(ts, test_stmt_schema_change);
+    tcase_add_test(ts, test_stmt_reset_on_release);
+    tcase_add_test(ts, test_stmt_forked_child_says_nothing);
+    tcase_add_test(ts, test_stmt_cache_under_the_pool);
     return tu_run(s);
 }

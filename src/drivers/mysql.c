@@ -1,14 +1,15 @@
 /*
- * mysql.c - the MySQL / MariaDB driver (MariaDB Connector/C, or a
- * libmysqlclient with the same API).  Parameters go through the
- * prepared-statement API; statements without parameters take the plain
- * query path (one round trip instead of prepare + execute).  Results are
- * fetched as text without truncation.  Automatic reconnect stays off: it
+ * mysql.c - the MySQL / MariaDB driver (MariaDB Connector/C).  Statements
+ * with parameters are prepared on the server (and kept there by stmt.c's
+ * cache); statements without parameters take the plain query path (one
+ * round trip, text protocol).  Results are typed by column on both paths
+ * and fetched without truncation.  Automatic reconnect stays off: it
  * would silently lose session state.  The parameter table is always built
  * so that MySQL definitions can be checked without the client library.
  */
 #include "../cdm_int.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #include <errmsg.h>
 #include <mysql.h>
+#include <mysqld_error.h>
 #endif
 
 static const char *const mysql_aliases[] = { "MariaDB", NULL };
@@ -298,8 +300,8 @@ static void my_close(void *dc)
 
 /* ------------------------------------------------------------ results */
 
-/* BINARY, VARBINARY, BLOB and BIT columns (binary charset) come back as
- * "\x" and hex (cdm__result_set_binary). */
+/* BINARY, VARBINARY, BLOB and BIT columns (binary charset, 63) hold bytes,
+ * not text: CDM_TYPE_BLOB. */
 static bool binary_field(const MYSQL_FIELD *f)
 {
     if (f->charsetnr != 63)
@@ -320,39 +322,62 @@ static bool binary_field(const MYSQL_FIELD *f)
     }
 }
 
-static int set_value(cdm_result *r, size_t col, const char *v, size_t n,
-                     bool binary)
+/* The CDM_TYPE_* of a column's values: by column, as the server types
+ * them.  DECIMAL is TEXT (it does not fit a double), and so are dates,
+ * ENUM, SET and JSON. */
+static int field_type(const MYSQL_FIELD *f)
 {
-    return binary ? cdm__result_set_binary(r, col, v, n)
-                  : cdm__result_set(r, col, v, n);
+    switch (f->type) {
+    case MYSQL_TYPE_TINY:
+    case MYSQL_TYPE_SHORT:
+    case MYSQL_TYPE_INT24:
+    case MYSQL_TYPE_LONG:
+    case MYSQL_TYPE_LONGLONG:
+    case MYSQL_TYPE_YEAR:
+        return CDM_TYPE_INT;
+    case MYSQL_TYPE_FLOAT:
+    case MYSQL_TYPE_DOUBLE:
+        return CDM_TYPE_FLOAT;
+    default:
+        return binary_field(f) ? CDM_TYPE_BLOB : CDM_TYPE_TEXT;
+    }
 }
 
-/* A result set from the plain query path. */
+/* A result set from the plain query path (text protocol): every value
+ * is text as the server prints it, typed by its column; a number's value
+ * is read from that text when asked for. */
 static int convert(MYSQL_RES *res, cdm_result **out)
 {
     unsigned int ncols = mysql_num_fields(res);
     MYSQL_FIELD *f = mysql_fetch_fields(res);
+    int small[16], *type = small;
     cdm_result *r;
     MYSQL_ROW row;
     int rc;
 
+    if (ncols > 16 && !(type = malloc(ncols * sizeof *type)))
+        return cdm__nomem();
     if ((rc = cdm__result_new(ncols, &r)) != CDM_OK)
-        return rc;
-    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
+        goto out;
+    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++) {
+        type[c] = field_type(&f[c]);
         rc = cdm__result_set_colname(r, c, f[c].name);
+    }
     while (rc == CDM_OK && (row = mysql_fetch_row(res))) {
         unsigned long *len = mysql_fetch_lengths(res);
         rc = cdm__result_add_row(r);
         for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
             if (row[c])
-                rc = set_value(r, c, row[c], len[c], binary_field(&f[c]));
+                rc = cdm__result_set_typed(r, c, type[c], row[c], len[c]);
     }
-    if (rc != CDM_OK) {
+    if (rc != CDM_OK)
         cdm_result_free(r);
-        return rc;
-    }
-    *out = r;
-    return CDM_OK;
+    else
+        *out = r;
+out:
+    if (type != small)
+        free(type);
+    return rc;
 }
 
 static int empty_result(cdm_result **out)
@@ -435,127 +460,393 @@ static int plain(MYSQL *db, const char *sql, int64_t *affected, cdm_result **out
 
 /* ------------------------------------------------ prepared statements */
 
-static int bind_params(MYSQL_STMT *st, const char *const *params, size_t n,
-                       MYSQL_BIND **binds, unsigned long **lens, my_bool **nulls)
-{
-    MYSQL_BIND *b = calloc(n, sizeof *b);
-    unsigned long *l = calloc(n, sizeof *l);
-    my_bool *z = calloc(n, sizeof *z);
+/*
+ * A prepared statement stays on the server while its MYSQL_STMT is open.
+ * stmt.c keeps them per connection (the statement cache), so that a
+ * cached one costs one COM_STMT_EXECUTE round trip.  Values are bound
+ * with their own MYSQL_TYPE_*; results come in the binary protocol and
+ * are fetched by column type (fetch_all).
+ *
+ * Letting a statement go without a word to the server (unprepare with
+ * server_knows false) is needed after a session reset and in a forked
+ * child, whose socket is the parent's.  mysql_reset_connection already
+ * cuts every statement loose: Connector/C takes it off mysql->stmts and
+ * clears stmt->mysql, after which mysql_stmt_close only frees memory and
+ * mysql_stmt_execute fails with CR_SERVER_LOST without any I/O.  A
+ * statement still attached would have mysql_stmt_close send
+ * COM_STMT_CLOSE (and read a pending result), and Connector/C has no call
+ * that frees a single statement silently; cut_loose does to that one
+ * statement what the library's own invalidation does to all of them,
+ * through the fields mariadb_stmt.h makes public (`mysql`, `list`).
+ */
 
-    *binds = b;
-    *lens = l;
-    *nulls = z;
-    if (!b || !l || !z)
-        return cdm__nomem();
-    for (size_t i = 0; i < n; i++) {
-        b[i].buffer_type = MYSQL_TYPE_STRING;
-        b[i].buffer = (void *)params[i];
-        l[i] = params[i] ? (unsigned long)strlen(params[i]) : 0;
-        b[i].buffer_length = l[i];
-        b[i].length = &l[i];
-        z[i] = params[i] == NULL;
-        b[i].is_null = &z[i];
+struct my_ps {
+    MYSQL_STMT *st;         /* NULL once exec_fail closed it */
+    unsigned long nparams;
+    MYSQL_BIND *pb;         /* nparams: the values, bound again each run */
+    unsigned long *plen;
+};
+
+/* Takes st off its connection's list of statements, so that closing it
+ * sends nothing (see above).  Nothing to do for one already cut loose. */
+static void cut_loose(MYSQL_STMT *st)
+{
+    MYSQL *db = st->mysql;
+    LIST *l = &st->list;
+
+    if (!db)
+        return;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        db->stmts = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+    st->mysql = NULL;
+}
+
+static void my_unprepare(void *dc, void *ps, bool server_knows)
+{
+    struct my_ps *p = ps;
+
+    (void)dc;
+    if (p->st) {
+        if (!server_knows)
+            cut_loose(p->st);
+        ready();
+        mysql_stmt_close(p->st);
     }
-    if (mysql_stmt_bind_param(st, b))
-        return stmt_fail(st);
+    free(p->pb);
+    free(p->plen);
+    free(p);
+}
+
+static int my_prepare(void *dc, const char *sql, void **ps, size_t *nparams)
+{
+    MYSQL *db = dc;
+    my_bool update = 1;
+    struct my_ps *p;
+    size_t n;
+    bool multi;
+    int rc;
+
+    if ((rc = ready()) != CDM_OK ||
+        (rc = cdm__sql_scan(sql, CDM_SQL_MYSQL, false, NULL, &n, &multi)) !=
+        CDM_OK)
+        return rc;
+    /* The server would say "syntax error" at the second statement. */
+    if (multi)
+        return cdm__fail(CDM_ERR_INVALID, "the SQL text holds more than one "
+                         "statement; a statement with parameters is one "
+                         "statement (run a script with cdm_exec and no "
+                         "parameters)");
+    if (!(p = calloc(1, sizeof *p)))
+        return cdm__nomem();
+    if (!(p->st = mysql_stmt_init(db))) {
+        free(p);
+        return my_fail(db);
+    }
+    if (mysql_stmt_prepare(p->st, sql, (unsigned long)strlen(sql))) {
+        rc = stmt_fail(p->st);
+        my_unprepare(db, p, true);
+        return rc;
+    }
+    /* The server counts the `?`: it knows which executable comments it
+     * runs (the scanner above only looked for a second statement). */
+    p->nparams = mysql_stmt_param_count(p->st);
+    if (p->nparams &&
+        (!(p->pb = calloc(p->nparams, sizeof *p->pb)) ||
+         !(p->plen = calloc(p->nparams, sizeof *p->plen)))) {
+        my_unprepare(db, p, true);
+        return cdm__nomem();
+    }
+    /* Column max_length from mysql_stmt_store_result sizes the buffers. */
+    mysql_stmt_attr_set(p->st, STMT_ATTR_UPDATE_MAX_LENGTH, &update);
+    *nparams = p->nparams;
+    *ps = p;
     return CDM_OK;
 }
 
-/* Fetches a statement's rows as text.  Buffers are sized from the longest
- * value (STMT_ATTR_UPDATE_MAX_LENGTH); a value that still does not fit is
- * fetched again whole. */
+static void bind_value(MYSQL_BIND *b, unsigned long *len,
+                       const struct cdm_value *v)
+{
+    /* Connector/C only reads a parameter's buffer. */
+    memset(b, 0, sizeof *b);
+    switch (v->type) {
+    case CDM_TYPE_INT:
+        b->buffer_type = MYSQL_TYPE_LONGLONG;
+        b->buffer = (void *)&v->i;
+        break;
+    case CDM_TYPE_FLOAT:
+        b->buffer_type = MYSQL_TYPE_DOUBLE;
+        b->buffer = (void *)&v->d;
+        break;
+    case CDM_TYPE_TEXT:
+    case CDM_TYPE_BLOB:
+        /* A BLOB parameter is a binary string to the server; text is in
+         * the connection's character set.  Both by length: NUL bytes go
+         * through, and an empty value is not NULL. */
+        b->buffer_type = v->type == CDM_TYPE_TEXT ? MYSQL_TYPE_STRING
+                                                  : MYSQL_TYPE_BLOB;
+        b->buffer = (void *)(v->len ? v->p : "");
+        *len = (unsigned long)v->len;
+        b->buffer_length = *len;
+        b->length = len;
+        break;
+    default:
+        b->buffer_type = MYSQL_TYPE_NULL;
+        break;
+    }
+}
+
+/* How one result column is fetched: integers into `num` (LONGLONG, signed
+ * or not as the column), FLOAT as a float and DOUBLE as a double into
+ * `num`, anything else as bytes into `buf` (a longer value is fetched
+ * whole on its own). */
+struct col {
+    int type;               /* CDM_TYPE_* */
+    bool is_unsigned;
+    bool single;            /* a FLOAT column, fetched as a float */
+    bool client_text;       /* the text is the client library's (below) */
+    union {
+        int64_t i;
+        uint64_t u;
+        double d;
+        float f;
+    } num;
+    char *buf;
+    unsigned long cap;
+    unsigned long len;
+    my_bool isnull, err;
+};
+
+/* Buffers start at the column's longest value (STMT_ATTR_UPDATE_MAX_LENGTH)
+ * within these bounds; a longer value is fetched again whole. */
+#define BUF_MIN 256
+#define BUF_MAX (1024 * 1024)
+
+/* The value of column c of the current row as text, as Connector/C
+ * converts it (the same text the text protocol gives for FLOAT, DOUBLE
+ * and ZEROFILL integers): into `small` (size `cap`) or, when longer,
+ * into *heap (free it). */
+static int column_text(MYSQL_STMT *st, unsigned int c, char *small,
+                       unsigned long cap, char **text, unsigned long *len,
+                       char **heap)
+{
+    MYSQL_BIND b;
+
+    *heap = NULL;
+    memset(&b, 0, sizeof b);
+    b.buffer_type = MYSQL_TYPE_STRING;
+    b.buffer = small;
+    b.buffer_length = cap;
+    b.length = len;
+    if (mysql_stmt_fetch_column(st, &b, c, 0))
+        return stmt_fail(st);
+    if (*len >= cap) {
+        if (!(*heap = malloc(*len + 1)))
+            return cdm__nomem();
+        b.buffer = *heap;
+        b.buffer_length = *len + 1;
+        if (mysql_stmt_fetch_column(st, &b, c, 0)) {
+            free(*heap);
+            *heap = NULL;
+            return stmt_fail(st);
+        }
+    }
+    *text = *heap ? *heap : small;
+    return CDM_OK;
+}
+
+/* A FLOAT column's value as a double: the shortest decimal that reads
+ * back as the same float, so that 0.1 stays 0.1 rather than becoming
+ * the float's exact 0.100000001490116...  Nine significant digits
+ * always identify a float. */
+static double float_value(float f)
+{
+    char buf[32];
+
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f)
+            return strtod(buf, NULL);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    return strtod(buf, NULL);
+}
+
+/* Stores column c of the current row in the last row of r. */
+static int set_cell(MYSQL_STMT *st, cdm_result *r, unsigned int c,
+                    struct col *k)
+{
+    char small[64], digits[24], *text = NULL, *heap = NULL;
+    unsigned long len = 0;
+    int rc = CDM_OK;
+
+    if (k->type == CDM_TYPE_INT || k->type == CDM_TYPE_FLOAT) {
+        if (k->client_text &&
+            (rc = column_text(st, c, small, sizeof small, &text, &len,
+                              &heap)) != CDM_OK)
+            return rc;
+        if (k->type == CDM_TYPE_FLOAT) {
+            rc = cdm__result_set_double(r, c, k->single ? float_value(k->num.f)
+                                                        : k->num.d, text, len);
+        } else if (k->is_unsigned && k->num.u > INT64_MAX) {
+            /* Above INT64_MAX (BIGINT UNSIGNED): still an INT, by its
+             * column, with its exact decimal text; cdm_result_int64
+             * refuses it as out of range, cdm_result_double rounds. */
+            if (!text) {
+                len = (unsigned long)snprintf(digits, sizeof digits,
+                                              "%" PRIu64, k->num.u);
+                text = digits;
+            }
+            rc = cdm__result_set_typed(r, c, CDM_TYPE_INT, text, len);
+        } else {
+            rc = cdm__result_set_int(r, c, k->num.i, text, len);
+        }
+        free(heap);
+        return rc;
+    }
+    if (k->len > k->cap) {
+        /* Longer than the buffer: fetched whole on its own (the bound
+         * buffer stays as it is for the next row). */
+        MYSQL_BIND b;
+        char *whole = malloc(k->len + 1);
+        if (!whole)
+            return cdm__nomem();
+        memset(&b, 0, sizeof b);
+        b.buffer_type = MYSQL_TYPE_STRING;
+        b.buffer = whole;
+        b.buffer_length = k->len + 1;
+        b.length = &len;
+        rc = mysql_stmt_fetch_column(st, &b, c, 0)
+                 ? stmt_fail(st)
+                 : cdm__result_set_typed(r, c, k->type, whole, k->len);
+        free(whole);
+        return rc;
+    }
+    return cdm__result_set_typed(r, c, k->type, k->buf, k->len);
+}
+
+/* Frees the rows mysql_stmt_store_result read, which a cached statement
+ * would otherwise keep until it runs again: mysql_stmt_free_result frees
+ * them only while a row is left to fetch, hence the seek to the first.
+ * With no rows there is nothing to free (and the seek would leave the
+ * statement "fetching" an unbuffered result). */
+static void release(MYSQL_STMT *st)
+{
+    if (mysql_stmt_num_rows(st) > 0) {
+        mysql_stmt_data_seek(st, 0);
+        mysql_stmt_free_result(st);
+    }
+}
+
+/* Reads the results that follow the first (a CALL's status, a procedure's
+ * further result sets), so that the connection stays in step. */
+static int drain(MYSQL_STMT *st)
+{
+    int status = 0;
+
+    while (status == 0 && mysql_stmt_more_results(st)) {
+        if ((status = mysql_stmt_next_result(st)) == 0 &&
+            mysql_stmt_field_count(st) > 0) {
+            if (mysql_stmt_store_result(st))
+                return stmt_fail(st);
+            release(st);
+        }
+    }
+    return status > 0 ? stmt_fail(st) : CDM_OK;
+}
+
+/* Fetches a statement's rows, each value by its column's type. */
 static int fetch_all(MYSQL_STMT *st, cdm_result **out)
 {
     unsigned int ncols = mysql_stmt_field_count(st);
-    MYSQL_RES *meta = mysql_stmt_result_metadata(st);
+    MYSQL_RES *meta = NULL;
     MYSQL_FIELD *f;
     MYSQL_BIND *b = NULL;
-    unsigned long *len = NULL;
-    my_bool *isnull = NULL, *err = NULL;
-    char **buf = NULL;
+    struct col *k = NULL;
     cdm_result *r = NULL;
-    int rc, frc;
+    int rc = CDM_OK, frc = 0;
 
-    if (!meta)
+    /* Stored first: that sets each column's max_length.  The columns are
+     * read after the execute: a parameter's type can change them. */
+    if (mysql_stmt_store_result(st))
         return stmt_fail(st);
+    if (!(meta = mysql_stmt_result_metadata(st))) {
+        release(st);
+        return cdm__nomem();
+    }
     f = mysql_fetch_fields(meta);
     if ((rc = cdm__result_new(ncols, &r)) != CDM_OK)
         goto out;
-    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
-        rc = cdm__result_set_colname(r, c, f[c].name);
-    if (rc != CDM_OK)
-        goto out;
-    if (mysql_stmt_store_result(st)) {
-        rc = stmt_fail(st);
-        goto out;
-    }
     b = calloc(ncols, sizeof *b);
-    len = calloc(ncols, sizeof *len);
-    isnull = calloc(ncols, sizeof *isnull);
-    err = calloc(ncols, sizeof *err);
-    buf = calloc(ncols, sizeof *buf);
-    if (!b || !len || !isnull || !err || !buf) {
+    k = calloc(ncols, sizeof *k);
+    if (!b || !k) {
         rc = cdm__nomem();
         goto out;
     }
-    for (unsigned int c = 0; c < ncols; c++) {
-        /* Numbers and dates are converted to text by the client: 128
-         * bytes hold any of them (DECIMAL(65,30) needs 67). */
-        unsigned long size = f[c].max_length > 128 ? f[c].max_length : 128;
-        if (!(buf[c] = malloc(size + 1))) {
-            rc = cdm__nomem();
-            goto out;
+    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++) {
+        rc = cdm__result_set_colname(r, c, f[c].name);
+        k[c].type = field_type(&f[c]);
+        b[c].is_null = &k[c].isnull;
+        b[c].error = &k[c].err;
+        b[c].length = &k[c].len;
+        if (k[c].type == CDM_TYPE_INT) {
+            k[c].is_unsigned = (f[c].flags & UNSIGNED_FLAG) != 0;
+            /* ZEROFILL (YEAR too) pads the text: "000042", "0000". */
+            k[c].client_text = (f[c].flags & ZEROFILL_FLAG) != 0;
+            b[c].buffer_type = MYSQL_TYPE_LONGLONG;
+            b[c].is_unsigned = k[c].is_unsigned;
+            b[c].buffer = &k[c].num;
+        } else if (k[c].type == CDM_TYPE_FLOAT) {
+            /* The number itself; the text as the server prints it (a
+             * FLOAT's 6 digits, DOUBLE(M,D)'s D decimals) comes from
+             * the client library, which prints it the same way. */
+            k[c].client_text = true;
+            k[c].single = f[c].type == MYSQL_TYPE_FLOAT;
+            b[c].buffer_type = k[c].single ? MYSQL_TYPE_FLOAT
+                                           : MYSQL_TYPE_DOUBLE;
+            b[c].buffer = &k[c].num;
+        } else {
+            unsigned long size = f[c].max_length;
+            size = size < BUF_MIN ? BUF_MIN : size > BUF_MAX ? BUF_MAX : size;
+            if (!(k[c].buf = malloc(size))) {
+                rc = cdm__nomem();
+                break;
+            }
+            k[c].cap = size;
+            /* Dates, times and decimals as text the way the text
+             * protocol prints them; strings and bytes as they are. */
+            b[c].buffer_type = MYSQL_TYPE_STRING;
+            b[c].buffer = k[c].buf;
+            b[c].buffer_length = size;
         }
-        b[c].buffer_type = MYSQL_TYPE_STRING;
-        b[c].buffer = buf[c];
-        b[c].buffer_length = size + 1;
-        b[c].length = &len[c];
-        b[c].is_null = &isnull[c];
-        b[c].error = &err[c];
     }
+    if (rc != CDM_OK)
+        goto out;
     if (mysql_stmt_bind_result(st, b)) {
         rc = stmt_fail(st);
         goto out;
     }
+    /* MYSQL_DATA_TRUNCATED: a value longer than its buffer (set_cell
+     * fetches it whole). */
     while (rc == CDM_OK && ((frc = mysql_stmt_fetch(st)) == 0 ||
                             frc == MYSQL_DATA_TRUNCATED)) {
         rc = cdm__result_add_row(r);
-        for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++) {
-            if (isnull[c])
-                continue;
-            if (err[c] || len[c] >= b[c].buffer_length) {
-                MYSQL_BIND whole;
-                char *p = malloc(len[c] + 1);
-                if (!p) {
-                    rc = cdm__nomem();
-                    break;
-                }
-                memset(&whole, 0, sizeof whole);
-                whole.buffer_type = MYSQL_TYPE_STRING;
-                whole.buffer = p;
-                whole.buffer_length = len[c] + 1;
-                if (mysql_stmt_fetch_column(st, &whole, c, 0)) {
-                    free(p);
-                    rc = stmt_fail(st);
-                    break;
-                }
-                rc = set_value(r, c, p, len[c], binary_field(&f[c]));
-                free(p);
-            } else {
-                rc = set_value(r, c, buf[c], len[c], binary_field(&f[c]));
-            }
-        }
+        for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
+            if (!k[c].isnull)
+                rc = set_cell(st, r, c, &k[c]);
     }
     if (rc == CDM_OK && frc != MYSQL_NO_DATA)
         rc = stmt_fail(st);
 out:
-    for (unsigned int c = 0; buf && c < ncols; c++)
-        free(buf[c]);
-    free(buf);
+    release(st);
+    for (unsigned int c = 0; k && c < ncols; c++)
+        free(k[c].buf);
+    free(k);
     free(b);
-    free(len);
-    free(isnull);
-    free(err);
     mysql_free_result(meta);
     if (rc != CDM_OK) {
         cdm_result_free(r);
@@ -565,53 +856,116 @@ out:
     return CDM_OK;
 }
 
+/* After a failed mysql_stmt_execute.  CDM__STALE for a statement the
+ * server forgot (1243) and for one the server changed under it: its
+ * columns (an ALTER TABLE; Connector/C then leaves the new rows unread)
+ * or its meaning (1615, the server gave up preparing it again itself).
+ * Those two the server still knows: closed here, which also reads the
+ * unread rows, so that stmt.c prepares anew. */
+static int exec_fail(struct my_ps *p)
+{
+    unsigned int err = mysql_stmt_errno(p->st);
+
+    if (err == ER_UNKNOWN_STMT_HANDLER)
+        return CDM__STALE;
+    if (err == CR_NEW_STMT_METADATA || err == ER_NEED_REPREPARE) {
+        mysql_stmt_close(p->st);
+        p->st = NULL;
+        return CDM__STALE;
+    }
+    return stmt_fail(p->st);
+}
+
+static int my_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
+                  int64_t *affected, cdm_result **out)
+{
+    struct my_ps *p = ps;
+    MYSQL_STMT *st = p->st;
+    int rc;
+
+    (void)dc;
+    if ((rc = ready()) != CDM_OK)
+        return rc;
+    /* Cut loose by a reset (mysql_reset_connection through
+     * cdm_conn_handle, behind the cache's back): the server dropped it. */
+    if (!st || !st->mysql)
+        return CDM__STALE;
+    if (n != p->nparams)
+        return cdm__fail(CDM_ERR_INVALID, "%zu values for %lu parameters", n,
+                         p->nparams);
+    for (size_t i = 0; i < n; i++)
+        bind_value(&p->pb[i], &p->plen[i], &v[i]);
+    if (n && mysql_stmt_bind_param(st, p->pb))
+        return stmt_fail(st);
+    if (mysql_stmt_execute(st))
+        return exec_fail(p);
+    if (mysql_stmt_field_count(st) == 0) {
+        if (affected) {
+            my_ulonglong a = mysql_stmt_affected_rows(st);
+            *affected = a == (my_ulonglong)-1 ? 0 : (int64_t)a;
+        }
+        if (out)
+            rc = empty_result(out);
+    } else {
+        /* Rows changed: none by a statement that returns rows. */
+        if (affected)
+            *affected = 0;
+        if (out) {
+            rc = fetch_all(st, out);
+        } else if (mysql_stmt_store_result(st)) {
+            rc = stmt_fail(st);
+        } else {
+            release(st);
+        }
+    }
+    if (rc == CDM_OK)
+        rc = drain(st);
+    else
+        drain(st);
+    if (rc != CDM_OK && out) {
+        cdm_result_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* A statement with parameters and the cache off (StatementCacheSize=0),
+ * or one whose `?` the server counts (check_text): prepared, run and
+ * closed again, three round trips.  Values as text, like the cache's
+ * cdm_exec/cdm_query. */
 static int prepared(MYSQL *db, const char *sql, const char *const *params,
                     size_t n, int64_t *affected, cdm_result **out)
 {
-    MYSQL_STMT *st = mysql_stmt_init(db);
-    MYSQL_BIND *b = NULL;
-    unsigned long *lens = NULL;
-    my_bool *nulls = NULL, update = 1;
-    unsigned long want;
-    int rc = CDM_OK;
+    struct cdm_value small[16], *v = small;
+    size_t want = 0;
+    void *ps = NULL;
+    int rc = CDM__STALE;
 
-    if (!st)
-        return my_fail(db);
-    if (mysql_stmt_prepare(st, sql, strlen(sql))) {
-        rc = stmt_fail(st);
-        goto out;
+    if (n > 16 && !(v = calloc(n, sizeof *v)))
+        return cdm__nomem();
+    for (size_t i = 0; i < n; i++)
+        v[i] = params[i] ? (struct cdm_value){ .type = CDM_TYPE_TEXT,
+                                               .p = params[i],
+                                               .len = strlen(params[i]) }
+                         : (struct cdm_value){ .type = CDM_TYPE_NULL };
+    /* A statement changed between its prepare and its execute (another
+     * session's ALTER TABLE) is prepared again, once. */
+    for (int tries = 0; tries < 2 && rc == CDM__STALE; tries++) {
+        if ((rc = my_prepare(db, sql, &ps, &want)) != CDM_OK)
+            break;
+        if (want != n)
+            rc = cdm__fail(CDM_ERR_INVALID, "the statement has %zu "
+                           "parameter%s (?), %zu given", want,
+                           want == 1 ? "" : "s", n);
+        else
+            rc = my_run(db, ps, v, n, affected, out);
+        my_unprepare(db, ps, rc != CDM__STALE);
     }
-    if ((want = mysql_stmt_param_count(st)) != n) {
-        rc = cdm__fail(CDM_ERR_INVALID, "the statement has %lu parameter%s "
-                       "(?), %zu given", want, want == 1 ? "" : "s", n);
-        goto out;
-    }
-    /* None when the server was asked to count (check_text). */
-    if (n && (rc = bind_params(st, params, n, &b, &lens, &nulls)) != CDM_OK)
-        goto out;
-    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update);
-    if (mysql_stmt_execute(st)) {
-        rc = stmt_fail(st);
-        goto out;
-    }
-    /* Rows changed; a statement that returns rows changed none. */
-    if (affected && mysql_stmt_field_count(st) == 0) {
-        my_ulonglong a = mysql_stmt_affected_rows(st);
-        *affected = a == (my_ulonglong)-1 ? 0 : (int64_t)a;
-    }
-    if (mysql_stmt_field_count(st) > 0) {
-        if (out)
-            rc = fetch_all(st, out);
-        else if (mysql_stmt_store_result(st))
-            rc = stmt_fail(st);
-    } else if (out) {
-        rc = empty_result(out);
-    }
-out:
-    free(b);
-    free(lens);
-    free(nulls);
-    mysql_stmt_close(st);
+    if (rc == CDM__STALE)
+        rc = cdm__fail(CDM_ERR_QUERY, "MySQL: the statement changed twice "
+                       "between its prepare and its execute");
+    if (v != small)
+        free(v);
     return rc;
 }
 
@@ -749,5 +1103,8 @@ const struct cdm_driver cdm__driver_mysql = {
     .handle = my_handle,
     .socket = my_socket_fd,
     .forget = my_forget,
+    .prepare = my_prepare,
+    .run = my_run,
+    .unprepare = my_unprepare,
 #endif
 };
