@@ -140,15 +140,21 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
 /* --------------------------------------------------------------- manager */
 
 /* Pool figures.  `total`, `idle`, `in_use`, `waiting` and `opening` are
- * now; the rest count since the pool was built (a change of parameters
- * does not reset them; cdm_manager_close_def does, as the next connect
- * builds a new pool).  total == idle + in_use (physical connections
- * open); `opening` counts connects in progress, which also count against
- * POOL_MaximumItems.  Taken under the pool's lock while other threads may
- * be borrowing, so a figure can be a moment old; at rest, acquired ==
- * successful pooled cdm_connect calls.
+ * now, for the pool serving the definition.  The rest are counters that
+ * run for the manager's life, per definition name: a change of parameters
+ * (a new generation), a reload, cdm_manager_close_def and the new pool the
+ * next connect builds, or the definition losing its pool and getting one
+ * again (also deleted and added again) never reset them; connections of
+ * a pool that stopped serving the name are counted as they are returned
+ * and closed.  A child process after fork() starts from zero.  total == idle
+ * + in_use (physical connections open); `opening` counts connects in
+ * progress, which also count against POOL_MaximumItems.  Taken under the
+ * pool's lock while other threads may be borrowing, so a figure can be a
+ * moment old; at rest, acquired == successful pooled cdm_connect calls.
  *
- * `peak_in_use` is the most connections seen in use at once: borrowed,
+ * `peak_in_use` is a high-water mark over the same life (a lowered
+ * POOL_MaximumItems does not lower it): the most connections of the
+ * definition seen in use at once.  In use means borrowed,
  * or being opened for a borrower (`in_use` + `opening`; both count
  * against POOL_MaximumItems).  A borrow that takes a thread's own idle
  * connection back touches nothing shared, so it is not counted there:
@@ -158,10 +164,12 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
  * it is exact whenever a borrower found no idle connection (it reaches
  * POOL_MaximumItems when one had to queue, unless connections were
  * being closed at that moment), but it may miss a brief peak served
- * entirely by threads taking their own connections back.  `waits` counts borrows that queued because the pool
- * was full (each borrow once), whether they then got a connection or
- * timed out; a borrow refused at once (POOL_AcquireTimeout=0) counts in
- * `timeouts` only. */
+ * entirely by threads taking their own connections back.
+ *
+ * `waits` counts borrows that queued because the pool was full (each
+ * borrow once), whether they then got a connection or timed out; a
+ * borrow refused at once (POOL_AcquireTimeout=0) counts in `timeouts`
+ * only. */
 typedef struct cdm_pool_stats {
     int64_t total;
     int64_t idle;

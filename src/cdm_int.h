@@ -624,7 +624,10 @@ void cdm__conn_destroy(cdm_conn *c);
 struct cdm_pool *cdm__pool_new(int epfd);
 void cdm__pool_ref(struct cdm_pool *p);
 void cdm__pool_unref(struct cdm_pool *p);
-int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation);
+/* Serves `name` from now on, its counters from zero; `before` (may be
+ * NULL) gets the figures of the life that ends, taken in the same step. */
+int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation,
+                     cdm_pool_stats *before);
 const char *cdm__pool_name(struct cdm_pool *p);
 bool cdm__pool_attached(struct cdm_pool *p);
 /* Detached, empty, and referenced by its registry alone: reusable. */
