@@ -266,8 +266,11 @@ CDM_EXPORT void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user);
 /* Stops new connects (CDM_ERR_CLOSED from then on, also for callers
  * waiting for a pooled connection), wakes and joins the cleanup thread at
  * once, closes idle connections and waits up to `timeout_ms` for borrowed
- * pooled ones.  CDM_ERR_BUSY if some are still out when the time is up;
- * they stay valid and are closed when returned.  Plain (unpooled)
+ * pooled ones.  CDM_ERR_BUSY if some are still out when the time is up
+ * (the message names the definitions they belong to and how many each,
+ * most first: "3 pooled connections are still borrowed after 100 ms:
+ * Orders (2), Reports (1); ..."; past five, the rest are counted, "and
+ * 4 more"); they stay valid and are closed when returned.  Plain (unpooled)
  * connections are the caller's and are not waited for. */
 CDM_EXPORT int cdm_manager_close(cdm_manager *m, int timeout_ms);
 

@@ -682,8 +682,11 @@ cdm_conn *cdm__registry_refresh(struct cdm_registry *g, cdm_refresh_fn fn,
 int cdm__registry_stats(struct cdm_registry *g, const char *name,
                         cdm_pool_stats *out);
 cdm_conn *cdm__registry_close(struct cdm_registry *g);
-/* Connections still borrowed when the deadline passed (0: none). */
-int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns);
+/* Connections still borrowed when the deadline passed (0: none); `who`
+ * gets the definitions they belong to, most first, at most five named
+ * ("Orders (2), Reports (1) and 3 more"; "" when out of memory). */
+int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns,
+                               char *who, size_t size);
 int cdm__registry_cleanup_now(struct cdm_registry *g, int timeout_ms);
 void cdm__registry_fork_lock(struct cdm_registry *g);
 void cdm__registry_fork_unlock(struct cdm_registry *g);

@@ -236,6 +236,7 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
 {
     struct cdm_registry *reg;
     int64_t deadline;
+    char who[512];
     int busy;
 
     if (!m)
@@ -249,11 +250,12 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
     cdm__pool_close_list(cdm__registry_close(reg));
 
     deadline = cdm__now_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
-    if ((busy = cdm__registry_wait_drained(reg, deadline)))
+    if ((busy = cdm__registry_wait_drained(reg, deadline, who, sizeof who)))
         return cdm__fail(CDM_ERR_BUSY,
-                         "%d pooled connection%s still borrowed after %d ms; "
+                         "%d pooled connection%s still borrowed after %d ms%s%s; "
                          "%s closed when returned", busy, busy == 1 ? " is" : "s are",
-                         timeout_ms, busy == 1 ? "it is" : "they are");
+                         timeout_ms, *who ? ": " : "", who,
+                         busy == 1 ? "it is" : "they are");
     return CDM_OK;
 }
 

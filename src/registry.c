@@ -23,8 +23,10 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -426,14 +428,73 @@ cdm_conn *cdm__registry_close(struct cdm_registry *g)
     return dead;
 }
 
-int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns)
+/* A definition with connections still out at close, for the message. */
+struct out {
+    const char *name;
+    int n;
+};
+
+/* Most first; ties by name, so the message is the same every time. */
+static int by_count(const void *a, const void *b)
 {
+    const struct out *x = a, *y = b;
+    int c;
+
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    if ((c = strcasecmp(x->name, y->name)) != 0)
+        return c;
+    return strcmp(x->name, y->name);
+}
+
+/* At most this many definitions are named; the rest are counted. */
+#define NAMED 5
+
+int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns,
+                               char *who, size_t size)
+{
+    struct out *v;
+    size_t nv = 0, len = 0;
     int busy = 0;
 
-    /* After close nothing is added or removed: no lock needed to walk. */
-    for (size_t i = 0; i < g->npools; i++)
-        if (cdm__pool_wait_drained(g->pools[i], deadline_ns) != CDM_OK)
-            busy += cdm__pool_busy(g->pools[i]);
+    who[0] = '\0';
+    /* Out of memory: the count without the names. */
+    v = g->npools ? calloc(g->npools, sizeof *v) : NULL;
+    /* After close nothing is added or removed, nor renamed: no lock
+     * needed to walk or to read a pool's name. */
+    for (size_t i = 0; i < g->npools; i++) {
+        struct cdm_pool *p = g->pools[i];
+        const char *name = cdm__pool_name(p);
+        size_t j = 0;
+        int n;
+        if (cdm__pool_wait_drained(p, deadline_ns) == CDM_OK ||
+            (n = cdm__pool_busy(p)) == 0)
+            continue;
+        busy += n;
+        if (!v)
+            continue;
+        /* A pool reused for the name and an older one still draining
+         * count together (in practice the name keeps its pool). */
+        while (j < nv && !cdm__streq_nocase(v[j].name, name ? name : "?"))
+            j++;
+        if (j == nv) {
+            v[nv].name = name ? name : "?";
+            nv++;
+        }
+        v[j].n += n;
+    }
+    if (v && nv) {
+        qsort(v, nv, sizeof *v, by_count);
+        for (size_t j = 0; j < nv && j < NAMED && len < size; j++) {
+            int k = snprintf(who + len, size - len, "%s%.64s (%d)",
+                             j ? ", " : "", v[j].name, v[j].n);
+            if (k > 0)
+                len += (size_t)k;
+        }
+        if (nv > NAMED && len < size)
+            snprintf(who + len, size - len, " and %zu more", nv - NAMED);
+    }
+    free(v);
     return busy;
 }
 

@@ -2303,6 +2303,79 @@ START_TEST(test_counters_monotonic_under_changes)
 }
 END_TEST
 
+/* ------------------------------------------- close names who is out */
+
+/* Each definition with connections out is named with how many, most
+ * first, as the definition is written; one with none out is not. */
+START_TEST(test_close_busy_names_definitions)
+{
+    cdm_conn *o1, *o2, *r1;
+
+    POOL("Orders", "POOL_MaximumItems=4");
+    POOL("Reports", "POOL_MaximumItems=4");
+    POOL("Quiet", "POOL_MaximumItems=4");
+    r1 = get("Reports");
+    o1 = get("orders");
+    o2 = get("ORDERS");
+    cdm_disconnect(get("Quiet"));
+    ck_status(cdm_manager_close(m, 50), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "3 pooled connections are still borrowed "
+                     "after 50 ms: Orders (2), Reports (1); they are closed "
+                     "when returned");
+    cdm_disconnect(o1);
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "2 pooled connections are still borrowed "
+                     "after 0 ms: Orders (1), Reports (1); they are closed "
+                     "when returned");
+    cdm_disconnect(r1);
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "1 pooled connection is still borrowed "
+                     "after 0 ms: Orders (1); it is closed when returned");
+    cdm_disconnect(o2);
+    ck_status(cdm_manager_close(m, 0), CDM_OK);
+    ck_assert_int_eq(fault.open_now, 0);
+}
+END_TEST
+
+/* Many definitions: five are named, most first (ties by name), the
+ * others counted; the message stays one bounded line. */
+START_TEST(test_close_busy_names_first_five)
+{
+    enum { DEFS = 9 };
+    /* Long names, so that the bound is tested too. */
+    static const char *const names[DEFS] = {
+        "Alpha_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India",
+    };
+    /* Connections out per definition. */
+    static const int out[DEFS] = { 1, 1, 3, 1, 1, 1, 2, 1, 1 };
+    cdm_conn *c[16];
+    size_t nc = 0;
+    const char *msg;
+    char cut[65], want[512];
+
+    for (int i = 0; i < DEFS; i++) {
+        POOL(names[i], "POOL_MaximumItems=4");
+        for (int k = 0; k < out[i]; k++)
+            c[nc++] = get(names[i]);
+    }
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    msg = cdm_errmsg();
+    /* A long name is cut to its first 64 characters. */
+    memcpy(cut, "Alpha_", 6);
+    memset(cut + 6, 'a', 58);
+    cut[64] = '\0';
+    snprintf(want, sizeof want, "12 pooled connections are still borrowed "
+             "after 0 ms: Charlie (3), Golf (2), %s (1), Bravo (1), Delta "
+             "(1) and 4 more; they are closed when returned", cut);
+    ck_assert_str_eq(msg, want);
+    ck_assert_ptr_null(strchr(msg, '\n'));
+    for (size_t i = 0; i < nc; i++)
+        cdm_disconnect(c[i]);
+    ck_assert_int_eq(fault.open_now, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -2393,6 +2466,8 @@ int main(void)
     tcase_add_test(tm, test_free_with_borrowed_connection);
     tcase_add_test(tm, test_close_wakes_waiters);
     tcase_add_test(tm, test_close_refuses_connects_from_known_pool);
+    tcase_add_test(tm, test_close_busy_names_definitions);
+    tcase_add_test(tm, test_close_busy_names_first_five);
 
     tcase_add_test(ts, test_stress_fault_invariants);
     tcase_add_test(ts, test_stress_sqlite_invariants);
