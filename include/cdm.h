@@ -256,7 +256,11 @@ CDM_EXPORT int cdm_manager_get_param(cdm_manager *m, const char *name,
  * pool; CDM_ERR_NOT_FOUND for an unknown name. */
 CDM_EXPORT int cdm_manager_close_def(cdm_manager *m, const char *name);
 
-/* Figures of the definition's pool (all zero if it has none yet). */
+/* Figures of the definition's pool (see cdm_pool_stats).  A pooled
+ * definition whose pool is not built yet gives CDM_OK and zeros (or the
+ * counters of its earlier pools).  CDM_ERR_STATE for a definition that
+ * is not pooled (Pooled not True: a connect opens a plain connection,
+ * which no figure counts); CDM_ERR_NOT_FOUND for an unknown name. */
 CDM_EXPORT int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                                       cdm_pool_stats *out);
 

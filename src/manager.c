@@ -764,15 +764,29 @@ int cdm_manager_close_def(cdm_manager *m, const char *name)
 int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                            cdm_pool_stats *out)
 {
+    struct cdm_resolved *r = NULL;
+    char saved[CDM_MSG_MAX];
     int rc = CDM_OK;
 
     if (!m || !name || !out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_pool_stats: argument is NULL");
+    cdm__errmsg_save(saved);
     pthread_mutex_lock(&m->lock);
-    if (!cdm__manager_find(m, name, NULL))
+    if (!cdm__manager_find(m, name, NULL)) {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
-    else
+    } else if (cdm__resolve_chain(name, cdm__manager_lookup, m, &r) == CDM_OK &&
+               cdm__resolve_finish(r) == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+        /* A connect would open a plain connection: there is no pool to
+         * count, now or later.  One that does not resolve has no pool
+         * either, but may get one once it is fixed: its figures. */
+        rc = cdm__fail(CDM_ERR_STATE, "definition '%s' is not pooled, so it "
+                       "has no pool figures (Pooled=True would pool it)",
+                       r->name);
+    } else {
         cdm__registry_stats(cdm__manager_registry(m), name, out);
+        cdm__errmsg_restore(saved);   /* resolving's, not this call's */
+    }
     pthread_mutex_unlock(&m->lock);
+    cdm__resolved_free(r);
     return rc;
 }

@@ -832,9 +832,9 @@ START_TEST(test_pool_stats_without_pool)
     ck_status(cdm_manager_add_def(m, "PoolLater",
               PARAMS(SQLITE_MEM, "Pooled=True")), CDM_OK);
 
-    memset(&st, 0xab, sizeof st);
-    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_OK);
-    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_ERR_STATE);
+    ck_errmsg_has("definition 'Plain' is not pooled");
+    ck_errmsg_has("Pooled=True");
     memset(&st, 0xab, sizeof st);
     ck_status(cdm_manager_pool_stats(m, "poollater", &st), CDM_OK);
     ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
@@ -849,6 +849,84 @@ START_TEST(test_pool_stats_without_pool)
 }
 END_TEST
 
+/* --------------------------------------------- figures of unpooled defs */
+
+/* Not pooled (Pooled not True, here or inherited): CDM_ERR_STATE, saying
+ * so.  Pooled, with or without a pool yet: CDM_OK.  Unknown: NOT_FOUND. */
+START_TEST(test_pool_stats_not_pooled)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_pool_stats st, zero;
+    cdm_conn *c = NULL;
+    char before[2048];
+
+    memset(&zero, 0, sizeof zero);
+    ck_status(cdm_manager_add_def(m, "Plain", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Off", PARAMS(SQLITE_MEM, "Pooled=False")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Base", PARAMS(SQLITE_MEM, "Pooled=True")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Heir", PARAMS("ConnectionDef=Base")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Rebel",
+              PARAMS("ConnectionDef=Base", "Pooled=False")), CDM_OK);
+
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "plain", &st), CDM_ERR_STATE);
+    ck_assert_str_eq(cdm_errmsg(), "definition 'Plain' is not pooled, so it "
+                     "has no pool figures (Pooled=True would pool it)");
+    ck_status(cdm_manager_pool_stats(m, "Off", &st), CDM_ERR_STATE);
+    ck_errmsg_has("'Off' is not pooled");
+    ck_status(cdm_manager_pool_stats(m, "Rebel", &st), CDM_ERR_STATE);
+    ck_errmsg_has("'Rebel' is not pooled");
+    /* A plain connection changes nothing. */
+    ck_status(cdm_connect(m, "Plain", &c), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_ERR_STATE);
+    cdm_disconnect(c);
+
+    /* Pooled through its parent, no pool yet: zeros, and a success
+     * leaves the last error message alone. */
+    snprintf(before, sizeof before, "%s", cdm_errmsg());
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    ck_assert_str_eq(cdm_errmsg(), before);
+    ck_connects(m, "Heir");
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(st.acquired, 1);
+    ck_assert_int_eq(st.idle, 1);
+
+    /* No longer pooled: its pool goes, and so do its figures. */
+    ck_status(cdm_manager_set_param(m, "Heir", "Pooled", "False"), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_ERR_STATE);
+    ck_status(cdm_manager_set_param(m, "Heir", "Pooled", NULL), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(st.acquired, 1);   /* counted before, still there */
+    ck_assert_int_eq(st.total, 0);
+
+    ck_status(cdm_manager_pool_stats(m, "Nobody", &st), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("Nobody");
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* A definition that does not resolve (a missing parent) cannot tell
+ * whether it is pooled; it has no pool, so its figures are zeros. */
+START_TEST(test_pool_stats_unresolved_is_zero)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_pool_stats st, zero;
+
+    memset(&zero, 0, sizeof zero);
+    ck_status(cdm_manager_add_def(m, "Orphan", PARAMS("ConnectionDef=Gone")),
+              CDM_OK);
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "Orphan", &st), CDM_OK);
+    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    cdm_manager_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("manager");
@@ -857,6 +935,7 @@ int main(void)
     TCase *life = tcase_create("lifecycle");
     TCase *threads = tcase_create("threads");
     TCase *log = tcase_create("log");
+    TCase *figures = tcase_create("figures");
 
     tcase_add_test(deflt, test_default_loads_env_file);
     tcase_add_test(deflt, test_default_same_pointer);
@@ -891,6 +970,10 @@ int main(void)
     tcase_add_test(log, test_readable_password_file_warns_without_password);
     tcase_add_test(log, test_no_callback_prints_nothing);
     suite_add_tcase(s, log);
+
+    tcase_add_test(figures, test_pool_stats_not_pooled);
+    tcase_add_test(figures, test_pool_stats_unresolved_is_zero);
+    suite_add_tcase(s, figures);
 
     return tu_run(s);
 }

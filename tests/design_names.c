@@ -50,7 +50,9 @@ int main(void)
         goto fail;
     cdm_result_free(r);
     cdm_disconnect(c);
-    if (cdm_manager_pool_stats(m, "Mem", &st) || cdm_manager_close_def(m, "Mem") ||
+    /* Mem is not pooled: it has no pool figures. */
+    if (cdm_manager_pool_stats(m, "Mem", &st) != CDM_ERR_STATE ||
+        cdm_manager_close_def(m, "Mem") ||
         cdm_manager_reload(m) || cdm_manager_delete_def(m, "Mem") ||
         cdm_manager_close(m, 1000))
         goto fail;
