@@ -309,7 +309,10 @@ CDM_EXPORT void cdm_strv_free(char **v);
  * parent opened is never used, pinged or closed in the child.  A fork()
  * waits for connections being opened in other threads (the client
  * libraries hold locks of their own meanwhile).
- *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
+ *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent); for a
+ *                      name close to a defined one the message suggests
+ *                      it ("... (did you mean Orders?)"), as do
+ *                      cdm_manager_get_param and cdm_manager_test_def
  *   CDM_ERR_INVALID    a bad or missing value (message names the key)
  *   CDM_ERR_DRIVER     DriverID unknown or not built in
  *   CDM_ERR_CONNECT    the database refused (its message is included)

@@ -727,7 +727,7 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
     if (!m || !name || !key || !value)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_get_param: argument is NULL");
     pthread_mutex_lock(&m->lock);
-    rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+    rc = cdm__manager_resolve(m, name, &r);
     pthread_mutex_unlock(&m->lock);
     if (rc != CDM_OK)
         return rc;
