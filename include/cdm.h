@@ -141,15 +141,21 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
 /* --------------------------------------------------------------- manager */
 
 /* Pool figures.  `total`, `idle`, `in_use`, `waiting` and `opening` are
- * now; the rest count since the pool was built (a change of parameters
- * does not reset them; cdm_manager_close_def does, as the next connect
- * builds a new pool).  total == idle + in_use (physical connections
- * open); `opening` counts connects in progress, which also count against
- * POOL_MaximumItems.  Taken under the pool's lock while other threads may
- * be borrowing, so a figure can be a moment old; at rest, acquired ==
- * successful pooled cdm_connect calls.
+ * now, for the pool serving the definition.  The rest are counters that
+ * run for the manager's life, per definition name: a change of parameters
+ * (a new generation), a reload, cdm_manager_close_def and the new pool the
+ * next connect builds, or the definition losing its pool and getting one
+ * again (also deleted and added again) never reset them; connections of
+ * a pool that stopped serving the name are counted as they are returned
+ * and closed.  A child process after fork() starts from zero.  total == idle
+ * + in_use (physical connections open); `opening` counts connects in
+ * progress, which also count against POOL_MaximumItems.  Taken under the
+ * pool's lock while other threads may be borrowing, so a figure can be a
+ * moment old; at rest, acquired == successful pooled cdm_connect calls.
  *
- * `peak_in_use` is the most connections seen in use at once: borrowed,
+ * `peak_in_use` is a high-water mark over the same life (a lowered
+ * POOL_MaximumItems does not lower it): the most connections of the
+ * definition seen in use at once.  In use means borrowed,
  * or being opened for a borrower (`in_use` + `opening`; both count
  * against POOL_MaximumItems).  A borrow that takes a thread's own idle
  * connection back touches nothing shared, so it is not counted there:
@@ -159,10 +165,12 @@ typedef void (*cdm_log_fn)(int level, const char *message, void *user);
  * it is exact whenever a borrower found no idle connection (it reaches
  * POOL_MaximumItems when one had to queue, unless connections were
  * being closed at that moment), but it may miss a brief peak served
- * entirely by threads taking their own connections back.  `waits` counts borrows that queued because the pool
- * was full (each borrow once), whether they then got a connection or
- * timed out; a borrow refused at once (POOL_AcquireTimeout=0) counts in
- * `timeouts` only. */
+ * entirely by threads taking their own connections back.
+ *
+ * `waits` counts borrows that queued because the pool was full (each
+ * borrow once), whether they then got a connection or timed out; a
+ * borrow refused at once (POOL_AcquireTimeout=0) counts in `timeouts`
+ * only. */
 typedef struct cdm_pool_stats {
     int64_t total;
     int64_t idle;
@@ -275,7 +283,11 @@ CDM_EXPORT int cdm_manager_get_param(cdm_manager *m, const char *name,
  * pool; CDM_ERR_NOT_FOUND for an unknown name. */
 CDM_EXPORT int cdm_manager_close_def(cdm_manager *m, const char *name);
 
-/* Figures of the definition's pool (all zero if it has none yet). */
+/* Figures of the definition's pool (see cdm_pool_stats).  A pooled
+ * definition whose pool is not built yet gives CDM_OK and zeros (or the
+ * counters of its earlier pools).  CDM_ERR_STATE for a definition that
+ * is not pooled (Pooled not True: a connect opens a plain connection,
+ * which no figure counts); CDM_ERR_NOT_FOUND for an unknown name. */
 CDM_EXPORT int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                                       cdm_pool_stats *out);
 
@@ -287,8 +299,11 @@ CDM_EXPORT void cdm_manager_set_log(cdm_manager *m, cdm_log_fn fn, void *user);
 /* Stops new connects (CDM_ERR_CLOSED from then on, also for callers
  * waiting for a pooled connection), wakes and joins the cleanup thread at
  * once, closes idle connections and waits up to `timeout_ms` for borrowed
- * pooled ones.  CDM_ERR_BUSY if some are still out when the time is up;
- * they stay valid and are closed when returned.  Plain (unpooled)
+ * pooled ones.  CDM_ERR_BUSY if some are still out when the time is up
+ * (the message names the definitions they belong to and how many each,
+ * most first: "3 pooled connections are still borrowed after 100 ms:
+ * Orders (2), Reports (1); ..."; past five, the rest are counted, "and
+ * 4 more"); they stay valid and are closed when returned.  Plain (unpooled)
  * connections are the caller's and are not waited for. */
 CDM_EXPORT int cdm_manager_close(cdm_manager *m, int timeout_ms);
 
@@ -323,7 +338,10 @@ CDM_EXPORT void cdm_strv_free(char **v);
  * parent opened is never used, pinged or closed in the child.  A fork()
  * waits for connections being opened in other threads (the client
  * libraries hold locks of their own meanwhile).
- *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent)
+ *   CDM_ERR_NOT_FOUND  no such definition (or a missing parent); for a
+ *                      name close to a defined one the message suggests
+ *                      it ("... (did you mean Orders?)"), as do
+ *                      cdm_manager_get_param and cdm_manager_test_def
  *   CDM_ERR_INVALID    a bad or missing value (message names the key)
  *   CDM_ERR_DRIVER     DriverID unknown or not built in
  *   CDM_ERR_CONNECT    the database refused (its message is included)

@@ -708,7 +708,10 @@ void cdm__stmt_cache_clear(cdm_conn *c, bool server_knows);
 struct cdm_pool *cdm__pool_new(int epfd);
 void cdm__pool_ref(struct cdm_pool *p);
 void cdm__pool_unref(struct cdm_pool *p);
-int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation);
+/* Serves `name` from now on, its counters from zero; `before` (may be
+ * NULL) gets the figures of the life that ends, taken in the same step. */
+int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation,
+                     cdm_pool_stats *before);
 const char *cdm__pool_name(struct cdm_pool *p);
 bool cdm__pool_attached(struct cdm_pool *p);
 /* Detached, empty, and referenced by its registry alone: reusable. */
@@ -773,8 +776,11 @@ typedef int (*cdm_watch_fn)(void *ctx);
 void cdm__registry_watch(struct cdm_registry *g, int interval_ms,
                          cdm_watch_fn fn, void *ctx);
 cdm_conn *cdm__registry_close(struct cdm_registry *g);
-/* Connections still borrowed when the deadline passed (0: none). */
-int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns);
+/* Connections still borrowed when the deadline passed (0: none); `who`
+ * gets the definitions they belong to, most first, at most five named
+ * ("Orders (2), Reports (1) and 3 more"; "" when out of memory). */
+int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns,
+                               char *who, size_t size);
 int cdm__registry_cleanup_now(struct cdm_registry *g, int timeout_ms);
 void cdm__registry_fork_lock(struct cdm_registry *g);
 void cdm__registry_fork_unlock(struct cdm_registry *g);

@@ -56,6 +56,46 @@ static inline bool same_name(const char *a, const char *b)
     return *a == *b;
 }
 
+/* With m->lock held: the defined name closest to `name` (edit distance
+ * without regard to case, at most a third of its length, at least 1), or
+ * NULL.  Of equally close ones, the first in the manager's order.  It
+ * looks at every definition, so only a failure calls it; the lengths
+ * alone rule most names out without computing a distance. */
+static const char *closest_name(const cdm_manager *m, const char *name)
+{
+    size_t len = strlen(name), most = len / 3 > 1 ? len / 3 : 1;
+    size_t best_d = most + 1;
+    const char *best = NULL;
+
+    if (len > 64)   /* beyond what cdm__distance measures */
+        return NULL;
+    for (size_t i = 0; i < m->ndefs && best_d > 1; i++) {
+        const char *cand = m->defs[i]->name;
+        size_t lc = strlen(cand), d;
+        if ((lc > len ? lc - len : len - lc) >= best_d)
+            continue;
+        /* 0 cannot be: the lookup ignores case too.  So 1 ends it. */
+        if ((d = cdm__distance(name, cand, best_d - 1)) < best_d) {
+            best_d = d;
+            best = cand;
+        }
+    }
+    return best;
+}
+
+int cdm__manager_resolve(cdm_manager *m, const char *name,
+                         struct cdm_resolved **out)
+{
+    int rc = cdm__resolve_chain(name, cdm__manager_lookup, m, out);
+    const char *near;
+
+    /* The name itself, not a parent it names, is missing. */
+    if (rc == CDM_ERR_NOT_FOUND && !cdm__manager_find(m, name, NULL) &&
+        (near = closest_name(m, name)))
+        cdm__fail(rc, "no definition named '%s' (did you mean %s?)", name, near);
+    return rc;
+}
+
 static int closed_error(const char *name)
 {
     return cdm__fail(CDM_ERR_CLOSED, "cannot connect to '%.64s': the "
@@ -85,7 +125,7 @@ static int connect_slow(cdm_manager *m, const char *name, cdm_conn **out)
             pthread_mutex_unlock(&m->lock);
             goto borrow;
         }
-        rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+        rc = cdm__manager_resolve(m, name, &r);
         /* A broken file, not a wrong name: the load's own status. */
         if (rc == CDM_ERR_NOT_FOUND && m->autoload_error &&
             !cdm__manager_find(m, name, NULL))
@@ -154,7 +194,7 @@ int cdm_manager_test_def(cdm_manager *m, const char *name, const char **driver,
                          m ? "name" : "manager");
     pthread_mutex_lock(&m->lock);
     rc = m->closed ? closed_error(name)
-                   : cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+                   : cdm__manager_resolve(m, name, &r);
     pthread_mutex_unlock(&m->lock);
     if (rc == CDM_OK && (rc = cdm__resolve_finish(r)) == CDM_OK) {
         /* Plain, whatever Pooled says: a test opens no pool, and it

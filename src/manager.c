@@ -302,6 +302,7 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
 {
     struct cdm_registry *reg;
     int64_t deadline;
+    char who[512];
     int busy;
 
     if (!m)
@@ -315,11 +316,12 @@ int cdm_manager_close(cdm_manager *m, int timeout_ms)
     cdm__pool_close_list(cdm__registry_close(reg));
 
     deadline = cdm__now_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
-    if ((busy = cdm__registry_wait_drained(reg, deadline)))
+    if ((busy = cdm__registry_wait_drained(reg, deadline, who, sizeof who)))
         return cdm__fail(CDM_ERR_BUSY,
-                         "%d pooled connection%s still borrowed after %d ms; "
+                         "%d pooled connection%s still borrowed after %d ms%s%s; "
                          "%s closed when returned", busy, busy == 1 ? " is" : "s are",
-                         timeout_ms, busy == 1 ? "it is" : "they are");
+                         timeout_ms, *who ? ": " : "", who,
+                         busy == 1 ? "it is" : "they are");
     return CDM_OK;
 }
 
@@ -1152,7 +1154,7 @@ int cdm_manager_get_param(cdm_manager *m, const char *name, const char *key,
     if (!m || !name || !key || !value)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_get_param: argument is NULL");
     pthread_mutex_lock(&m->lock);
-    rc = cdm__resolve_chain(name, cdm__manager_lookup, m, &r);
+    rc = cdm__manager_resolve(m, name, &r);
     pthread_mutex_unlock(&m->lock);
     if (rc != CDM_OK)
         return rc;
@@ -1189,15 +1191,29 @@ int cdm_manager_close_def(cdm_manager *m, const char *name)
 int cdm_manager_pool_stats(cdm_manager *m, const char *name,
                            cdm_pool_stats *out)
 {
+    struct cdm_resolved *r = NULL;
+    char saved[CDM_MSG_MAX];
     int rc = CDM_OK;
 
     if (!m || !name || !out)
         return cdm__fail(CDM_ERR_INVALID, "cdm_manager_pool_stats: argument is NULL");
+    cdm__errmsg_save(saved);
     pthread_mutex_lock(&m->lock);
-    if (!cdm__manager_find(m, name, NULL))
+    if (!cdm__manager_find(m, name, NULL)) {
         rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
-    else
+    } else if (cdm__resolve_chain(name, cdm__manager_lookup, m, &r) == CDM_OK &&
+               cdm__resolve_finish(r) == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
+        /* A connect would open a plain connection: there is no pool to
+         * count, now or later.  One that does not resolve has no pool
+         * either, but may get one once it is fixed: its figures. */
+        rc = cdm__fail(CDM_ERR_STATE, "definition '%s' is not pooled, so it "
+                       "has no pool figures (Pooled=True would pool it)",
+                       r->name);
+    } else {
         cdm__registry_stats(cdm__manager_registry(m), name, out);
+        cdm__errmsg_restore(saved);   /* resolving's, not this call's */
+    }
     pthread_mutex_unlock(&m->lock);
+    cdm__resolved_free(r);
     return rc;
 }

@@ -57,6 +57,10 @@ struct cdm_def *cdm__manager_find(const cdm_manager *m, const char *name,
                                   size_t *index);
 /* cdm_lookup_fn over a manager (ctx), for cdm__resolve_chain. */
 struct cdm_def *cdm__manager_lookup(void *ctx, const char *name);
+/* With m->lock held: cdm__resolve_chain over the manager, whose "no
+ * definition named" suggests the closest defined name (connect.c). */
+int cdm__manager_resolve(cdm_manager *m, const char *name,
+                         struct cdm_resolved **out);
 /* With m->lock held: the manager's registry, replaced by a fresh one the
  * first time it is needed in a child process after fork(). */
 struct cdm_registry *cdm__manager_registry(cdm_manager *m);

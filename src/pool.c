@@ -454,25 +454,70 @@ cdm_conn *cdm__pool_configure(struct cdm_pool *p, struct cdm_resolved *r,
     return dead;
 }
 
-int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation)
+/* Lock held. */
+static void fill_stats(struct cdm_pool *p, cdm_pool_stats *out)
+{
+    int64_t acquired;
+
+    memset(out, 0, sizeof *out);
+    acquired = p->acquired_retired;
+    for (int i = 0; i < p->nslots; i++) {
+        struct cdm_slot *s = cdm__pool_slot(p, i);
+        unsigned st = entry_state(entry_load(s));
+        if (st == S_EMPTY)
+            continue;
+        /* A slot can be IDLE for an instant between a release and the
+         * handoff it settles; it is counted where it stands. */
+        if (st == S_IDLE)
+            out->idle++;
+        else
+            out->in_use++;
+        acquired += atomic_load_explicit(&s->conn->acquired, memory_order_relaxed);
+    }
+    out->total = out->idle + out->in_use;
+    out->opening = p->nopening;
+    out->waiting = atomic_load(&p->nwaiting);
+    out->acquired = acquired;
+    out->created = p->created;
+    out->destroyed = p->destroyed;
+    out->timeouts = p->timeouts;
+    out->wait_ns_total = p->wait_ns_total;
+    note_in_use(p, out->in_use);
+    out->peak_in_use = p->peak_in_use;
+    out->waits = p->waits;
+}
+
+void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    fill_stats(p, out);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int cdm__pool_attach(struct cdm_pool *p, const char *name, uint64_t *incarnation,
+                     cdm_pool_stats *before)
 {
     char *copy = cdm__strdup(name);
     uint64_t inc = atomic_fetch_add(&incarnations, 1) + 1;
-    int64_t live = 0;
+    cdm_pool_stats old;
 
     if (!copy)
         return cdm__nomem();
     pthread_mutex_lock(&p->lock);
+    /* The figures of the life that ends here, for the registry to keep
+     * under the name it served: they and the reset below are one step. */
+    fill_stats(p, &old);
+    if (before)
+        *before = old;
     free(p->name);
     p->name = copy;
-    /* Counters start again; connections of the pool's earlier life still
-     * count against its limit until they are closed. */
-    for (int i = 0; i < p->nslots; i++) {
-        struct cdm_slot *s = cdm__pool_slot(p, i);
-        if (entry_state(entry_load(s)) != S_EMPTY)
-            live += atomic_load_explicit(&s->conn->acquired, memory_order_relaxed);
-    }
-    p->acquired_retired = -live;
+    /* This pool's counters start again (the registry carries a name's
+     * figures on from one pool to the next).  Connections of the earlier
+     * life still out count against its limit until they are closed;
+     * their borrows so far are in `old`, so the new life starts from
+     * minus those, as read in that same pass (a borrower may be counting
+     * one more right now: it lands in the new life, once). */
+    p->acquired_retired = -(old.acquired - p->acquired_retired);
     p->created = p->destroyed = p->timeouts = p->wait_ns_total = 0;
     p->peak_in_use = p->waits = 0;
     p->next_cleanup_ms = 0;
@@ -551,40 +596,6 @@ int cdm__pool_busy(struct cdm_pool *p)
     n = count_busy(p);
     pthread_mutex_unlock(&p->lock);
     return n;
-}
-
-void cdm__pool_stats(struct cdm_pool *p, cdm_pool_stats *out)
-{
-    int64_t acquired;
-
-    pthread_mutex_lock(&p->lock);
-    memset(out, 0, sizeof *out);
-    acquired = p->acquired_retired;
-    for (int i = 0; i < p->nslots; i++) {
-        struct cdm_slot *s = cdm__pool_slot(p, i);
-        unsigned st = entry_state(entry_load(s));
-        if (st == S_EMPTY)
-            continue;
-        /* A slot can be IDLE for an instant between a release and the
-         * handoff it settles; it is counted where it stands. */
-        if (st == S_IDLE)
-            out->idle++;
-        else
-            out->in_use++;
-        acquired += atomic_load_explicit(&s->conn->acquired, memory_order_relaxed);
-    }
-    out->total = out->idle + out->in_use;
-    out->opening = p->nopening;
-    out->waiting = atomic_load(&p->nwaiting);
-    out->acquired = acquired;
-    out->created = p->created;
-    out->destroyed = p->destroyed;
-    out->timeouts = p->timeouts;
-    out->wait_ns_total = p->wait_ns_total;
-    note_in_use(p, out->in_use);
-    out->peak_in_use = p->peak_in_use;
-    out->waits = p->waits;
-    pthread_mutex_unlock(&p->lock);
 }
 
 /* --------------------------------------------------------- borrowing */
@@ -678,10 +689,17 @@ int cdm__pool_open(struct cdm_pool *p, cdm_conn **out)
             c = NULL;
         }
     }
-    if (c)
-        p->nclosing++;             /* opened but not placed: closed below */
-    else if (rc != CDM_OK)
+    if (c) {
+        /* Opened but not placed (the pool was detached meanwhile, or
+         * no memory for a slot): closed below, and counted, so that
+         * `created` is what the server saw and created - destroyed
+         * what is open. */
+        p->nclosing++;
+        p->created++;
+        p->destroyed++;
+    } else if (rc != CDM_OK) {
         cdm__pool_room_freed(p);   /* the room is free again */
+    }
     pthread_mutex_unlock(&p->lock);
     if (c) {
         cdm__conn_destroy(c);      /* never placed: no pool reference */

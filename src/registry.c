@@ -9,6 +9,13 @@
  * connections, so attaching the name again takes the same pool and its
  * limit counts the connections still out.
  *
+ * A name's counters (cdm_pool_stats) run on for the registry's life: they
+ * are those of every pool that bears the name now (the attached one and
+ * detached ones not reused yet) plus what pools that served it earlier
+ * counted before they were reused (`past`).  A pool's figures move into
+ * `past` in the same step (registry lock, then pool lock) as it takes
+ * its new name, so a reader holding the registry lock counts each once.
+ *
  * The cleanup thread waits in epoll_wait, for the earliest due time of any
  * pool, for a kick (an eventfd), or for a watched socket that the server
  * closed: never a sleep.
@@ -16,16 +23,26 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+/* What the pools that served `name` counted before they were reused. */
+struct past {
+    char *name;
+    cdm_pool_stats sum;          /* counters only; the gauges stay 0 */
+};
 
 struct cdm_registry {
     pthread_mutex_t lock;        /* guards everything below */
     struct cdm_pool **pools;     /* every pool built, attached or not */
     size_t npools;
+    struct past *past;           /* one per name whose pool was reused */
+    size_t npast;
     struct cdm_log_sink log;
     int epfd, evfd;              /* -1 until the thread starts */
     pthread_t thread;
@@ -195,6 +212,51 @@ void cdm__registry_start(struct cdm_registry *g)
                       "connections will not expire", strerror(err));
 }
 
+/* Adds the counters of `s` to `to` (the peak is the highest); the gauges
+ * of `to` are left as they are. */
+static void add_counts(cdm_pool_stats *to, const cdm_pool_stats *s)
+{
+    to->acquired += s->acquired;
+    to->created += s->created;
+    to->destroyed += s->destroyed;
+    to->timeouts += s->timeouts;
+    to->wait_ns_total += s->wait_ns_total;
+    to->waits += s->waits;
+    if (s->peak_in_use > to->peak_in_use)
+        to->peak_in_use = s->peak_in_use;
+}
+
+/* Lock held.  Linear, as by_name is: bounded by the pools ever reused. */
+static struct past *past_find(struct cdm_registry *g, const char *name)
+{
+    for (size_t i = 0; i < g->npast; i++)
+        if (cdm__streq_nocase(g->past[i].name, name))
+            return &g->past[i];
+    return NULL;
+}
+
+/* Lock held: the entry of `name`, made if need be; NULL when out of
+ * memory (nothing changed). */
+static struct past *past_get(struct cdm_registry *g, const char *name)
+{
+    struct past *h = past_find(g, name), *v;
+    char *copy;
+
+    if (h)
+        return h;
+    if (!(copy = cdm__strdup(name)))
+        return NULL;
+    if (!(v = realloc(g->past, (g->npast + 1) * sizeof *v))) {
+        free(copy);
+        return NULL;
+    }
+    g->past = v;
+    h = &g->past[g->npast++];
+    memset(h, 0, sizeof *h);
+    h->name = copy;
+    return h;
+}
+
 /* Lock held: the pool serving `name` (attached), or that served it and
  * still has connections out (detached). */
 static struct cdm_pool *by_name(struct cdm_registry *g, const char *name)
@@ -234,6 +296,8 @@ int cdm__registry_attach(struct cdm_registry *g, const char *name,
                          uint64_t *incarnation, cdm_conn **dead)
 {
     struct cdm_pool *p;
+    struct past *h = NULL;
+    cdm_pool_stats before;
     int rc = CDM_OK;
 
     pthread_mutex_lock(&g->lock);
@@ -256,11 +320,21 @@ int cdm__registry_attach(struct cdm_registry *g, const char *name,
             goto out;
         }
         g->pools[g->npools++] = p;
+    } else if (cdm__pool_name(p) && !(h = past_get(g, cdm__pool_name(p)))) {
+        /* Its figures would have nowhere to go. */
+        cdm__resolved_free(r);
+        rc = cdm__nomem();
+        goto out;
     }
-    if ((rc = cdm__pool_attach(p, name, incarnation)) != CDM_OK) {
+    /* Named as the definition is written, for messages (by_name and the
+     * thread caches compare without case). */
+    if ((rc = cdm__pool_attach(p, r->name ? r->name : name, incarnation,
+                               &before)) != CDM_OK) {
         cdm__resolved_free(r);
         goto out;
     }
+    if (h)
+        add_counts(&h->sum, &before);
     *dead = cdm__pool_configure(p, r, cdm__now_ms());
     kick(g);
 done:
@@ -319,13 +393,30 @@ cdm_conn *cdm__registry_refresh(struct cdm_registry *g, cdm_refresh_fn fn,
 int cdm__registry_stats(struct cdm_registry *g, const char *name,
                         cdm_pool_stats *out)
 {
-    struct cdm_pool *p;
+    struct past *h;
+    cdm_pool_stats s;
 
     pthread_mutex_lock(&g->lock);
-    if ((p = by_name(g, name)) && cdm__pool_attached(p))
-        cdm__pool_stats(p, out);
-    else
-        memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out);
+    if ((h = past_find(g, name)))
+        add_counts(out, &h->sum);
+    /* Counters from every pool bearing the name; the gauges from the one
+     * serving it (detached ones only drain). */
+    for (size_t i = 0; i < g->npools; i++) {
+        struct cdm_pool *p = g->pools[i];
+        const char *pn = cdm__pool_name(p);
+        if (!pn || !cdm__streq_nocase(pn, name))
+            continue;
+        cdm__pool_stats(p, &s);
+        add_counts(out, &s);
+        if (cdm__pool_attached(p)) {
+            out->total = s.total;
+            out->idle = s.idle;
+            out->in_use = s.in_use;
+            out->waiting = s.waiting;
+            out->opening = s.opening;
+        }
+    }
     pthread_mutex_unlock(&g->lock);
     return CDM_OK;
 }
@@ -395,14 +486,73 @@ cdm_conn *cdm__registry_close(struct cdm_registry *g)
     return dead;
 }
 
-int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns)
+/* A definition with connections still out at close, for the message. */
+struct out {
+    const char *name;
+    int n;
+};
+
+/* Most first; ties by name, so the message is the same every time. */
+static int by_count(const void *a, const void *b)
 {
+    const struct out *x = a, *y = b;
+    int c;
+
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    if ((c = strcasecmp(x->name, y->name)) != 0)
+        return c;
+    return strcmp(x->name, y->name);
+}
+
+/* At most this many definitions are named; the rest are counted. */
+#define NAMED 5
+
+int cdm__registry_wait_drained(struct cdm_registry *g, int64_t deadline_ns,
+                               char *who, size_t size)
+{
+    struct out *v;
+    size_t nv = 0, len = 0;
     int busy = 0;
 
-    /* After close nothing is added or removed: no lock needed to walk. */
-    for (size_t i = 0; i < g->npools; i++)
-        if (cdm__pool_wait_drained(g->pools[i], deadline_ns) != CDM_OK)
-            busy += cdm__pool_busy(g->pools[i]);
+    who[0] = '\0';
+    /* Out of memory: the count without the names. */
+    v = g->npools ? calloc(g->npools, sizeof *v) : NULL;
+    /* After close nothing is added or removed, nor renamed: no lock
+     * needed to walk or to read a pool's name. */
+    for (size_t i = 0; i < g->npools; i++) {
+        struct cdm_pool *p = g->pools[i];
+        const char *name = cdm__pool_name(p);
+        size_t j = 0;
+        int n;
+        if (cdm__pool_wait_drained(p, deadline_ns) == CDM_OK ||
+            (n = cdm__pool_busy(p)) == 0)
+            continue;
+        busy += n;
+        if (!v)
+            continue;
+        /* A pool reused for the name and an older one still draining
+         * count together (in practice the name keeps its pool). */
+        while (j < nv && !cdm__streq_nocase(v[j].name, name ? name : "?"))
+            j++;
+        if (j == nv) {
+            v[nv].name = name ? name : "?";
+            nv++;
+        }
+        v[j].n += n;
+    }
+    if (v && nv) {
+        qsort(v, nv, sizeof *v, by_count);
+        for (size_t j = 0; j < nv && j < NAMED && len < size; j++) {
+            int k = snprintf(who + len, size - len, "%s%.64s (%d)",
+                             j ? ", " : "", v[j].name, v[j].n);
+            if (k > 0)
+                len += (size_t)k;
+        }
+        if (nv > NAMED && len < size)
+            snprintf(who + len, size - len, " and %zu more", nv - NAMED);
+    }
+    free(v);
     return busy;
 }
 
@@ -437,6 +587,9 @@ void cdm__registry_free(struct cdm_registry *g)
         return;
     for (size_t i = 0; i < g->npools; i++)
         cdm__pool_unref(g->pools[i]);
+    for (size_t i = 0; i < g->npast; i++)
+        free(g->past[i].name);
+    free(g->past);
     if (g->epfd >= 0)
         close(g->epfd);
     if (g->evfd >= 0)

@@ -839,9 +839,9 @@ START_TEST(test_pool_stats_without_pool)
     ck_status(cdm_manager_add_def(m, "PoolLater",
               PARAMS(SQLITE_MEM, "Pooled=True")), CDM_OK);
 
-    memset(&st, 0xab, sizeof st);
-    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_OK);
-    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_ERR_STATE);
+    ck_errmsg_has("definition 'Plain' is not pooled");
+    ck_errmsg_has("Pooled=True");
     memset(&st, 0xab, sizeof st);
     ck_status(cdm_manager_pool_stats(m, "poollater", &st), CDM_OK);
     ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
@@ -856,6 +856,204 @@ START_TEST(test_pool_stats_without_pool)
 }
 END_TEST
 
+/* --------------------------------------------- figures of unpooled defs */
+
+/* Not pooled (Pooled not True, here or inherited): CDM_ERR_STATE, saying
+ * so.  Pooled, with or without a pool yet: CDM_OK.  Unknown: NOT_FOUND. */
+START_TEST(test_pool_stats_not_pooled)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_pool_stats st, zero;
+    cdm_conn *c = NULL;
+    char before[2048];
+
+    memset(&zero, 0, sizeof zero);
+    ck_status(cdm_manager_add_def(m, "Plain", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Off", PARAMS(SQLITE_MEM, "Pooled=False")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Base", PARAMS(SQLITE_MEM, "Pooled=True")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Heir", PARAMS("ConnectionDef=Base")),
+              CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Rebel",
+              PARAMS("ConnectionDef=Base", "Pooled=False")), CDM_OK);
+
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "plain", &st), CDM_ERR_STATE);
+    ck_assert_str_eq(cdm_errmsg(), "definition 'Plain' is not pooled, so it "
+                     "has no pool figures (Pooled=True would pool it)");
+    ck_status(cdm_manager_pool_stats(m, "Off", &st), CDM_ERR_STATE);
+    ck_errmsg_has("'Off' is not pooled");
+    ck_status(cdm_manager_pool_stats(m, "Rebel", &st), CDM_ERR_STATE);
+    ck_errmsg_has("'Rebel' is not pooled");
+    /* A plain connection changes nothing. */
+    ck_status(cdm_connect(m, "Plain", &c), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Plain", &st), CDM_ERR_STATE);
+    cdm_disconnect(c);
+
+    /* Pooled through its parent, no pool yet: zeros, and a success
+     * leaves the last error message alone. */
+    snprintf(before, sizeof before, "%s", cdm_errmsg());
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    ck_assert_str_eq(cdm_errmsg(), before);
+    ck_connects(m, "Heir");
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(st.acquired, 1);
+    ck_assert_int_eq(st.idle, 1);
+
+    /* No longer pooled: its pool goes, and so do its figures. */
+    ck_status(cdm_manager_set_param(m, "Heir", "Pooled", "False"), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_ERR_STATE);
+    ck_status(cdm_manager_set_param(m, "Heir", "Pooled", NULL), CDM_OK);
+    ck_status(cdm_manager_pool_stats(m, "Heir", &st), CDM_OK);
+    ck_assert_int_eq(st.acquired, 1);   /* counted before, still there */
+    ck_assert_int_eq(st.total, 0);
+
+    ck_status(cdm_manager_pool_stats(m, "Nobody", &st), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("Nobody");
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* A definition that does not resolve (a missing parent) cannot tell
+ * whether it is pooled; it has no pool, so its figures are zeros. */
+START_TEST(test_pool_stats_unresolved_is_zero)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_pool_stats st, zero;
+
+    memset(&zero, 0, sizeof zero);
+    ck_status(cdm_manager_add_def(m, "Orphan", PARAMS("ConnectionDef=Gone")),
+              CDM_OK);
+    memset(&st, 0xab, sizeof st);
+    ck_status(cdm_manager_pool_stats(m, "Orphan", &st), CDM_OK);
+    ck_assert_int_eq(memcmp(&st, &zero, sizeof st), 0);
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------- unknown names */
+
+/* A name that is not defined suggests the closest defined one, as it is
+ * written, when it is close (at most a third of its length away, at
+ * least one edit); nothing when none is. */
+START_TEST(test_unknown_name_suggests_closest)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_conn *c = NULL;
+    char *v = NULL;
+
+    ck_status(cdm_manager_add_def(m, "Orders", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Reports", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Inventory",
+              PARAMS(SQLITE_MEM, "Pooled=True")), CDM_OK);
+
+    ck_status(cdm_connect(m, "Ordrs", &c), CDM_ERR_NOT_FOUND);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(cdm_errmsg(),
+                     "no definition named 'Ordrs' (did you mean Orders?)");
+    ck_status(cdm_connect(m, "REPROTS", &c), CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(cdm_errmsg(),
+                     "no definition named 'REPROTS' (did you mean Reports?)");
+    ck_status(cdm_connect(m, "Inventroy", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Inventory?)");
+    /* Pooled, and asked for once by its name: the thread's cache of the
+     * pool does not stand in for a misspelt name. */
+    ck_connects(m, "Inventory");
+    ck_status(cdm_connect(m, "Inventor", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Inventory?)");
+
+    /* Too far: two edits in four letters, or nothing alike. */
+    ck_status(cdm_connect(m, "Odrs", &c), CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(cdm_errmsg(), "no definition named 'Odrs'");
+    ck_status(cdm_connect(m, "Payroll", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_lacks("did you mean");
+
+    /* The same for the calls that look a definition up the same way. */
+    ck_status(cdm_manager_get_param(m, "Ordrs", "Database", &v),
+              CDM_ERR_NOT_FOUND);
+    ck_assert_ptr_null(v);
+    ck_errmsg_has("(did you mean Orders?)");
+    ck_status(cdm_manager_test_def(m, "Ordrs", NULL, NULL), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Orders?)");
+
+    /* A missing parent is another matter: no suggestion of the child. */
+    ck_status(cdm_manager_add_def(m, "Child", PARAMS("ConnectionDef=Ordrs")),
+              CDM_OK);
+    ck_status(cdm_connect(m, "Child", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("parent definition 'Ordrs' not found");
+    ck_errmsg_lacks("did you mean");
+
+    ck_connects(m, "orders");            /* no case differs enough */
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* Of equally close names the first in the manager's order is suggested;
+ * short names get one edit; a manager with no definitions suggests
+ * nothing. */
+START_TEST(test_unknown_name_suggestion_deterministic)
+{
+    cdm_manager *m = manager(NULL);
+    cdm_conn *c = NULL;
+
+    ck_status(cdm_connect(m, "Db", &c), CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(cdm_errmsg(), "no definition named 'Db'");
+    ck_status(cdm_manager_add_def(m, "Db2", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Db1", PARAMS(SQLITE_MEM)), CDM_OK);
+    for (int i = 0; i < 3; i++) {
+        ck_status(cdm_connect(m, "Db", &c), CDM_ERR_NOT_FOUND);
+        ck_assert_str_eq(cdm_errmsg(),
+                         "no definition named 'Db' (did you mean Db2?)");
+    }
+    ck_status(cdm_connect(m, "Db3", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Db2?)");
+    ck_status(cdm_connect(m, "D", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_lacks("did you mean");
+    /* Nearer wins over first. */
+    ck_status(cdm_manager_add_def(m, "Dbx", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_manager_add_def(m, "Dbxy", PARAMS(SQLITE_MEM)), CDM_OK);
+    ck_status(cdm_connect(m, "Dbxyz", &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Dbxy?)");
+    cdm_manager_free(m);
+}
+END_TEST
+
+/* Among many definitions the failure still answers at once, and a long
+ * name (beyond what is measured) gets no suggestion. */
+START_TEST(test_unknown_name_many_defs)
+{
+    enum { DEFS = 20000 };
+    cdm_manager *m = manager(NULL);
+    cdm_conn *c = NULL;
+    char name[32], longname[200];
+    int64_t t0, took;
+
+    for (int i = 0; i < DEFS; i++) {
+        snprintf(name, sizeof name, "Service%05d", i);
+        ck_status(cdm_manager_add_def(m, name, PARAMS(SQLITE_MEM)), CDM_OK);
+    }
+    t0 = tu_now_ms();
+    for (int i = 0; i < 10; i++) {
+        ck_status(cdm_connect(m, "Servise12345", &c), CDM_ERR_NOT_FOUND);
+        ck_assert_str_eq(cdm_errmsg(), "no definition named 'Servise12345' "
+                         "(did you mean Service12345?)");
+        ck_status(cdm_connect(m, "Accounts", &c), CDM_ERR_NOT_FOUND);
+        ck_errmsg_lacks("did you mean");
+    }
+    took = tu_now_ms() - t0;
+    /* About 10 ms here; generous for valgrind and sanitizers. */
+    ck_assert_msg(took < 5000, "20 failed lookups took %lld ms", (long long)took);
+    memset(longname, 'S', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_status(cdm_connect(m, longname, &c), CDM_ERR_NOT_FOUND);
+    ck_errmsg_lacks("did you mean");
+    cdm_manager_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("manager");
@@ -864,6 +1062,8 @@ int main(void)
     TCase *life = tcase_create("lifecycle");
     TCase *threads = tcase_create("threads");
     TCase *log = tcase_create("log");
+    TCase *figures = tcase_create("figures");
+    TCase *unknown = tcase_create("unknown_names");
 
     tcase_add_test(deflt, test_default_loads_env_file);
     tcase_add_test(deflt, test_default_same_pointer);
@@ -898,6 +1098,16 @@ int main(void)
     tcase_add_test(log, test_readable_password_file_warns_without_password);
     tcase_add_test(log, test_no_callback_prints_nothing);
     suite_add_tcase(s, log);
+
+    tcase_add_test(figures, test_pool_stats_not_pooled);
+    tcase_add_test(figures, test_pool_stats_unresolved_is_zero);
+    suite_add_tcase(s, figures);
+
+    tcase_set_timeout(unknown, 60);
+    tcase_add_test(unknown, test_unknown_name_suggests_closest);
+    tcase_add_test(unknown, test_unknown_name_suggestion_deterministic);
+    tcase_add_test(unknown, test_unknown_name_many_defs);
+    suite_add_tcase(s, unknown);
 
     return tu_run(s);
 }

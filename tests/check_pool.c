@@ -67,6 +67,30 @@ static void ck_stats_zero(const char *name)
                   (long long)s.acquired, (long long)s.created);
 }
 
+/* Asserts that `name` has no pool serving it now: the gauges are zero
+ * (the counters run on, see test_counters_run_on_*). */
+static void ck_gauges_zero(const char *name)
+{
+    cdm_pool_stats s = st(name);
+
+    ck_assert_msg(s.total == 0 && s.idle == 0 && s.in_use == 0 &&
+                  s.waiting == 0 && s.opening == 0,
+                  "gauges of %s not all zero: total %lld idle %lld in_use "
+                  "%lld waiting %lld opening %lld", name, (long long)s.total,
+                  (long long)s.idle, (long long)s.in_use,
+                  (long long)s.waiting, (long long)s.opening);
+}
+
+/* Asserts that `name` is not pooled: no figures, CDM_ERR_STATE. */
+static void ck_not_pooled(const char *name)
+{
+    cdm_pool_stats s;
+
+    ck_status(cdm_manager_pool_stats(m, name, &s), CDM_ERR_STATE);
+    ck_errmsg_has("is not pooled");
+    ck_errmsg_has(name);
+}
+
 /* A connection to `name`, asserting success. */
 static cdm_conn *get(const char *name)
 {
@@ -368,11 +392,11 @@ START_TEST(test_unpooled_not_in_stats)
                   "DriverID=Fault", "Database=x", NULL }), CDM_OK);
     POOL("P", "POOL_MaximumItems=4");
     u = get("U");
-    ck_stats_zero("U");
+    ck_not_pooled("U");
     p = get("P");
     ck_assert_int_eq(st("P").total, 1);
     cdm_disconnect(u);
-    ck_stats_zero("U");
+    ck_not_pooled("U");
     ck_assert_int_eq(st("P").total, 1);
     ck_assert_int_eq(st("P").in_use, 1);
     cdm_disconnect(p);
@@ -1182,10 +1206,10 @@ START_TEST(test_pooled_false_detaches_pool)
     cdm_disconnect(b);
     ck_status(cdm_manager_set_param(m, "P", "Pooled", "False"), CDM_OK);
     ck_assert_int_eq(fault.closes, 1);   /* the idle one */
-    ck_stats_zero("P");
+    ck_not_pooled("P");
     b = get("P");                        /* a plain connection now */
     ck_assert_int_eq(ID(b), 3);
-    ck_stats_zero("P");
+    ck_not_pooled("P");
     cdm_disconnect(b);
     ck_assert_int_eq(fault.closes, 2);
     ID(a);                               /* the borrowed one still works */
@@ -1316,11 +1340,14 @@ START_TEST(test_close_def_idle_now_borrowed_later)
     cdm_disconnect(b);
     ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
     ck_assert_int_eq(fault.closes, 1);
-    ck_stats_zero("P");
+    ck_gauges_zero("P");
+    ck_assert_int_eq(st("P").destroyed, 1);
     ck_assert_int_eq(ID(a), ida);        /* still usable */
     cdm_disconnect(a);
     ck_assert_int_eq(fault.closes, 2);
     ck_assert_int_eq(fault.open_now, 0);
+    ck_assert_int_eq(st("P").destroyed, 2);  /* counted as it comes back */
+    ck_assert_int_eq(st("P").created, 2);
 }
 END_TEST
 
@@ -1339,9 +1366,9 @@ START_TEST(test_close_def_next_connect_new_pool)
     s = st("P");
     ck_assert_int_eq(s.total, 1);
     ck_assert_int_eq(s.in_use, 1);
-    ck_assert_int_eq(s.created, 1);
-    ck_assert_int_eq(s.acquired, 1);
-    ck_assert_int_eq(s.destroyed, 0);
+    ck_assert_int_eq(s.created, 2);      /* the counters run on */
+    ck_assert_int_eq(s.acquired, 4);
+    ck_assert_int_eq(s.destroyed, 1);
     cdm_disconnect(c);
     ck_assert_int_eq(st("P").idle, 1);
 }
@@ -1400,7 +1427,7 @@ START_TEST(test_close_def_seen_by_other_threads)
     ck_status(t.rc2, CDM_OK);
     ck_assert_int_eq(t.id1, 1);
     ck_assert_int_eq(t.id2, 2);
-    ck_assert_int_eq(st("P").acquired, 1);
+    ck_assert_int_eq(st("P").acquired, 2);
     ck_assert_int_eq(st("P").idle, 1);
     ck_assert_int_eq(fault.open_now, 1);
 }
@@ -1944,8 +1971,9 @@ START_TEST(test_timed_out_wait_counted)
 }
 END_TEST
 
-/* New parameters (a new generation) keep the figures; close_def starts a
- * new pool, whose figures start from zero. */
+/* New parameters (a new generation) keep the figures; so does close_def
+ * and the new pool the next connect builds: the peak is the highest so
+ * far, the counters run on. */
 START_TEST(test_peak_and_waits_across_generations)
 {
     struct job j;
@@ -1977,9 +2005,10 @@ START_TEST(test_peak_and_waits_across_generations)
     ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
     a = get("P");
     s = st("P");
-    ck_assert_int_eq(s.peak_in_use, 1);
-    ck_assert_int_eq(s.waits, 0);
-    ck_assert_int_eq(s.created, 1);
+    ck_assert_int_eq(s.in_use, 1);
+    ck_assert_int_eq(s.peak_in_use, 2);
+    ck_assert_int_eq(s.waits, 1);
+    ck_assert_int_eq(s.created, 4);
     cdm_disconnect(a);
 }
 END_TEST
@@ -2073,6 +2102,295 @@ START_TEST(test_peak_bounded_under_load)
 }
 END_TEST
 
+/* ------------------------------------------------ figures run on */
+
+/* `n` pooled connects of `name`, each returned at once. */
+static void cycles(const char *name, int n)
+{
+    for (int i = 0; i < n; i++)
+        cdm_disconnect(get(name));
+}
+
+/* Through the public API on SQLite: new parameters (a new generation),
+ * new limits, close_def and the pool the next connect builds, and the
+ * definition losing its pool and getting one again: the counters keep
+ * growing, the gauges show the pool serving now. */
+START_TEST(test_counters_run_on_sqlite)
+{
+    cdm_pool_stats s;
+
+    ck_status(cdm_manager_add_def(m, "S", (const char *[]){
+                  "DriverID=SQLite", "Database=:memory:", "Pooled=True",
+                  "POOL_MaximumItems=4", NULL }), CDM_OK);
+    cycles("S", 5);
+    s = st("S");
+    ck_assert_int_eq(s.acquired, 5);
+    ck_assert_int_eq(s.created, 1);
+    ck_assert_int_eq(s.destroyed, 0);
+
+    /* A connection parameter: a new generation, the idle one closes. */
+    ck_status(cdm_manager_set_param(m, "S", "BusyTimeout", "2000"), CDM_OK);
+    s = st("S");
+    ck_assert_int_eq(s.total, 0);
+    ck_assert_int_eq(s.acquired, 5);
+    ck_assert_int_eq(s.destroyed, 1);
+    cycles("S", 5);
+    s = st("S");
+    ck_assert_int_eq(s.acquired, 10);
+    ck_assert_int_eq(s.created, 2);
+    ck_assert_int_eq(s.destroyed, 1);
+    ck_assert_int_eq(s.idle, 1);
+    ck_assert_int_eq(s.peak_in_use, 1);
+
+    /* A limit only: nothing closes, nothing resets. */
+    ck_status(cdm_manager_set_param(m, "S", "POOL_MaximumItems", "2"), CDM_OK);
+    cycles("S", 2);
+    ck_assert_int_eq(st("S").acquired, 12);
+
+    ck_status(cdm_manager_close_def(m, "S"), CDM_OK);
+    s = st("S");
+    ck_assert_int_eq(s.total, 0);
+    ck_assert_int_eq(s.idle, 0);
+    ck_assert_int_eq(s.acquired, 12);
+    ck_assert_int_eq(s.created, 2);
+    ck_assert_int_eq(s.destroyed, 2);
+    cycles("S", 3);
+    s = st("S");
+    ck_assert_int_eq(s.acquired, 15);
+    ck_assert_int_eq(s.created, 3);
+    ck_assert_int_eq(s.destroyed, 2);
+    ck_assert_int_eq(s.total, 1);
+
+    /* Not pooled for a while (its pool goes), then pooled again. */
+    ck_status(cdm_manager_set_param(m, "S", "Pooled", "False"), CDM_OK);
+    cycles("S", 2);                      /* plain: not counted */
+    ck_not_pooled("S");
+    ck_status(cdm_manager_set_param(m, "S", "Pooled", "True"), CDM_OK);
+    s = st("S");
+    ck_assert_int_eq(s.acquired, 15);
+    ck_assert_int_eq(s.destroyed, 3);
+    cycles("S", 1);
+    s = st("S");
+    ck_assert_int_eq(s.acquired, 16);
+    ck_assert_int_eq(s.created, 4);
+    ck_assert_int_eq(s.destroyed, 3);
+    ck_assert_int_eq(s.total, 1);
+    ck_assert_int_eq(s.created, s.destroyed + s.total);
+}
+END_TEST
+
+/* A pool that no longer serves P is reused for Q: Q's figures start from
+ * zero, P keeps what its pool counted, and P's next pool adds to it. */
+START_TEST(test_counters_kept_when_pool_reused)
+{
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=4");
+    POOL("Q", "POOL_MaximumItems=4");
+    cycles("P", 3);
+    ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
+    cycles("Q", 2);
+    s = st("Q");
+    ck_assert_int_eq(s.acquired, 2);
+    ck_assert_int_eq(s.created, 1);
+    ck_assert_int_eq(s.destroyed, 0);
+    ck_assert_int_eq(s.idle, 1);
+    s = st("P");
+    ck_assert_int_eq(s.acquired, 3);
+    ck_assert_int_eq(s.created, 1);
+    ck_assert_int_eq(s.destroyed, 1);
+    ck_assert_int_eq(s.total, 0);
+    ck_assert_int_eq(s.peak_in_use, 1);
+    cycles("p", 1);                      /* any case: the same name */
+    s = st("P");
+    ck_assert_int_eq(s.acquired, 4);
+    ck_assert_int_eq(s.created, 2);
+    ck_assert_int_eq(s.idle, 1);
+    ck_assert_int_eq(st("Q").acquired, 2);
+}
+END_TEST
+
+/* A connection borrowed across close_def is counted once: borrowed
+ * before, destroyed when returned (the pool built again for the name
+ * counts it against its limit meanwhile). */
+START_TEST(test_counters_borrowed_across_close_def)
+{
+    cdm_conn *a, *b;
+    cdm_pool_stats s;
+
+    POOL("P", "POOL_MaximumItems=4");
+    a = get("P");
+    ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
+    b = get("P");
+    s = st("P");
+    ck_assert_int_eq(s.in_use, 2);
+    ck_assert_int_eq(s.acquired, 2);
+    ck_assert_int_eq(s.created, 2);
+    ck_assert_int_eq(s.destroyed, 0);
+    cdm_disconnect(a);
+    s = st("P");
+    ck_assert_int_eq(s.destroyed, 1);
+    ck_assert_int_eq(s.acquired, 2);
+    ck_assert_int_eq(s.in_use, 1);
+    cdm_disconnect(b);
+    cycles("P", 2);
+    s = st("P");
+    ck_assert_int_eq(s.acquired, 4);
+    ck_assert_int_eq(s.created, 2);
+    ck_assert_int_eq(s.destroyed, 1);
+    ck_assert_int_eq(s.total, 1);
+    ck_assert_int_eq(fault.connects, s.created);
+    ck_assert_int_eq(fault.closes, s.destroyed);
+}
+END_TEST
+
+/* The race: threads borrow while the pool is rebuilt and its parameters
+ * change under them.  Read meanwhile, no counter ever goes down; at rest
+ * they match what the threads and the driver counted. */
+START_TEST(test_counters_monotonic_under_changes)
+{
+    enum { N = 8 };
+    struct load l[N];
+    cdm_pool_stats s, last;
+    int64_t until;
+    long ok = 0, reads = 0;
+    int i = 0;
+
+    memset(&last, 0, sizeof last);
+    POOL("P", "POOL_MaximumItems=4", "POOL_AcquireTimeout=10000");
+    until = tu_now_ms() + 1000;
+    for (int t = 0; t < N; t++)
+        load_start(&l[t], "P", "SELECT ID", until, NULL);
+    while (tu_now_ms() < until) {
+        switch (i++ % 4) {
+        case 0:
+            ck_status(cdm_manager_close_def(m, "P"), CDM_OK);
+            break;
+        case 1:
+            ck_status(cdm_manager_set_param(m, "P", "Database", "y"), CDM_OK);
+            break;
+        case 2:
+            ck_status(cdm_manager_set_param(m, "P", "Database", "x"), CDM_OK);
+            break;
+        default:
+            ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems",
+                                            i % 8 < 4 ? "3" : "4"), CDM_OK);
+            break;
+        }
+        for (int k = 0; k < 20; k++) {
+            s = st("P");
+            reads++;
+            ck_assert_msg(s.acquired >= last.acquired &&
+                          s.created >= last.created &&
+                          s.destroyed >= last.destroyed &&
+                          s.timeouts >= last.timeouts &&
+                          s.waits >= last.waits &&
+                          s.wait_ns_total >= last.wait_ns_total &&
+                          s.peak_in_use >= last.peak_in_use,
+                          "a counter went down after %ld reads: acquired "
+                          "%lld -> %lld, created %lld -> %lld, destroyed "
+                          "%lld -> %lld, peak %lld -> %lld", reads,
+                          (long long)last.acquired, (long long)s.acquired,
+                          (long long)last.created, (long long)s.created,
+                          (long long)last.destroyed, (long long)s.destroyed,
+                          (long long)last.peak_in_use,
+                          (long long)s.peak_in_use);
+            last = s;
+        }
+        sched_yield();
+    }
+    for (int t = 0; t < N; t++) {
+        pthread_join(l[t].th, NULL);
+        ck_assert_msg(l[t].errors == 0, "thread %d: %d errors, first %s: %s",
+                      t, l[t].errors, cdm_strerror(l[t].first_rc),
+                      l[t].first_err);
+        ok += l[t].ok;
+    }
+    s = st("P");
+    ck_assert_int_gt(ok, 0);
+    ck_assert_int_eq(s.acquired, ok);
+    ck_assert_int_eq(s.in_use, 0);
+    ck_assert_int_eq(s.created, fault.connects);
+    ck_assert_int_eq(s.destroyed, fault.closes);
+    ck_assert_int_eq(s.total, fault.open_now);
+    ck_assert_int_eq(s.created, s.destroyed + s.total);
+    ck_assert_int_le(s.peak_in_use, 4);
+}
+END_TEST
+
+/* ------------------------------------------- close names who is out */
+
+/* Each definition with connections out is named with how many, most
+ * first, as the definition is written; one with none out is not. */
+START_TEST(test_close_busy_names_definitions)
+{
+    cdm_conn *o1, *o2, *r1;
+
+    POOL("Orders", "POOL_MaximumItems=4");
+    POOL("Reports", "POOL_MaximumItems=4");
+    POOL("Quiet", "POOL_MaximumItems=4");
+    r1 = get("Reports");
+    o1 = get("orders");
+    o2 = get("ORDERS");
+    cdm_disconnect(get("Quiet"));
+    ck_status(cdm_manager_close(m, 50), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "3 pooled connections are still borrowed "
+                     "after 50 ms: Orders (2), Reports (1); they are closed "
+                     "when returned");
+    cdm_disconnect(o1);
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "2 pooled connections are still borrowed "
+                     "after 0 ms: Orders (1), Reports (1); they are closed "
+                     "when returned");
+    cdm_disconnect(r1);
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    ck_assert_str_eq(cdm_errmsg(), "1 pooled connection is still borrowed "
+                     "after 0 ms: Orders (1); it is closed when returned");
+    cdm_disconnect(o2);
+    ck_status(cdm_manager_close(m, 0), CDM_OK);
+    ck_assert_int_eq(fault.open_now, 0);
+}
+END_TEST
+
+/* Many definitions: five are named, most first (ties by name), the
+ * others counted; the message stays one bounded line. */
+START_TEST(test_close_busy_names_first_five)
+{
+    enum { DEFS = 9 };
+    /* Long names, so that the bound is tested too. */
+    static const char *const names[DEFS] = {
+        "Alpha_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India",
+    };
+    /* Connections out per definition. */
+    static const int out[DEFS] = { 1, 1, 3, 1, 1, 1, 2, 1, 1 };
+    cdm_conn *c[16];
+    size_t nc = 0;
+    const char *msg;
+    char cut[65], want[512];
+
+    for (int i = 0; i < DEFS; i++) {
+        POOL(names[i], "POOL_MaximumItems=4");
+        for (int k = 0; k < out[i]; k++)
+            c[nc++] = get(names[i]);
+    }
+    ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
+    msg = cdm_errmsg();
+    /* A long name is cut to its first 64 characters. */
+    memcpy(cut, "Alpha_", 6);
+    memset(cut + 6, 'a', 58);
+    cut[64] = '\0';
+    snprintf(want, sizeof want, "12 pooled connections are still borrowed "
+             "after 0 ms: Charlie (3), Golf (2), %s (1), Bravo (1), Delta "
+             "(1) and 4 more; they are closed when returned", cut);
+    ck_assert_str_eq(msg, want);
+    ck_assert_ptr_null(strchr(msg, '\n'));
+    for (size_t i = 0; i < nc; i++)
+        cdm_disconnect(c[i]);
+    ck_assert_int_eq(fault.open_now, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -2086,11 +2404,12 @@ int main(void)
     TCase *tm = tcase_create("close");
     TCase *ts = tcase_create("stress");
     TCase *tf = tcase_create("figures");
-    TCase *all[] = { tb, tl, tv, tr, tc, tg, td, tm, ts, tf };
+    TCase *tn = tcase_create("figures_run_on");
+    TCase *all[] = { tb, tl, tv, tr, tc, tg, td, tm, ts, tf, tn };
 
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
-        tcase_set_timeout(all[i], all[i] == ts ? 30 : 10);
+        tcase_set_timeout(all[i], all[i] == ts || all[i] == tn ? 30 : 10);
         suite_add_tcase(s, all[i]);
     }
 
@@ -2162,6 +2481,8 @@ int main(void)
     tcase_add_test(tm, test_free_with_borrowed_connection);
     tcase_add_test(tm, test_close_wakes_waiters);
     tcase_add_test(tm, test_close_refuses_connects_from_known_pool);
+    tcase_add_test(tm, test_close_busy_names_definitions);
+    tcase_add_test(tm, test_close_busy_names_first_five);
 
     tcase_add_test(ts, test_stress_fault_invariants);
     tcase_add_test(ts, test_stress_sqlite_invariants);
@@ -2175,5 +2496,10 @@ int main(void)
     tcase_add_test(tf, test_peak_and_waits_across_generations);
     tcase_add_test(tf, test_peak_counts_connections_being_opened);
     tcase_add_test(tf, test_peak_bounded_under_load);
+
+    tcase_add_test(tn, test_counters_run_on_sqlite);
+    tcase_add_test(tn, test_counters_kept_when_pool_reused);
+    tcase_add_test(tn, test_counters_borrowed_across_close_def);
+    tcase_add_test(tn, test_counters_monotonic_under_changes);
     return tu_run(s);
 }
