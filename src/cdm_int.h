@@ -552,6 +552,10 @@ int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
  * cdm_result_value is "\x" and lowercase hex (PostgreSQL's bytea output),
  * made when first asked for. */
 int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n);
+/* The same, taking ownership of `v`: n bytes and a NUL after them, from
+ * malloc (a driver that decodes a BLOB decodes it into its cell). */
+void cdm__result_set_binary_owned(cdm_result *r, size_t col, char *v,
+                                  size_t n);
 /* Same as cdm__result_set, taking ownership of `v` (allocated with malloc). */
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 /* A value of a given CDM_TYPE_* from its bytes (text as the database

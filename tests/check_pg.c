@@ -1278,6 +1278,93 @@ START_TEST(test_notices_not_printed)
 }
 END_TEST
 
+/* ------------------------------------------------------ typed results */
+
+/* Statements the connection's server session holds.  Without parameters,
+ * so that counting prepares nothing itself. */
+static long prepared_count(cdm_conn *conn)
+{
+    char *v = scalar(conn, "SELECT count(*) FROM pg_prepared_statements",
+                     NULL, 0);
+    long n = atol(v);
+
+    free(v);
+    return n;
+}
+
+/* Values keep their type by column on every path: a plain query, the
+ * cache, and PQexecParams without a cache. */
+static void check_typed_row(cdm_result *r)
+{
+    static const int want[] = { CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_INT,
+                                CDM_TYPE_INT, CDM_TYPE_FLOAT, CDM_TYPE_FLOAT,
+                                CDM_TYPE_BLOB, CDM_TYPE_TEXT, CDM_TYPE_TEXT,
+                                CDM_TYPE_TEXT, CDM_TYPE_NULL };
+    const void *p;
+    int64_t i;
+    double d;
+    size_t len;
+
+    ck_assert_uint_eq(cdm_result_ncols(r), sizeof want / sizeof want[0]);
+    for (size_t col = 0; col < sizeof want / sizeof want[0]; col++)
+        ck_assert_msg(cdm_result_type(r, 0, col) == want[col],
+                      "column %zu is type %d, want %d", col,
+                      cdm_result_type(r, 0, col), want[col]);
+    ck_status(cdm_result_int64(r, 0, 0, &i), CDM_OK);
+    ck_assert_int_eq(i, -32768);
+    ck_status(cdm_result_int64(r, 0, 3, &i), CDM_OK);
+    ck_assert_int_eq(i, 4294967295LL);
+    ck_status(cdm_result_double(r, 0, 4, &d), CDM_OK);
+    ck_assert(d == 1.5);
+    ck_status(cdm_result_double(r, 0, 5, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    p = cdm_result_blob(r, 0, 6, &len);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(memcmp(p, "\0\xff", 2), 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 6), "\\x00ff");
+    ck_assert_str_eq(cdm_result_value(r, 0, 8), "t");
+    ck_assert_str_eq(cdm_result_value(r, 0, 9), "1.50");
+}
+
+#define TYPED_SQL "SELECT '-32768'::int2, 2::int4, 3::int8, 4294967295::oid, " \
+                  "1.5::float4, 0.1::float8, '\\x00ff'::bytea, "             \
+                  "?::text, true, 1.50::numeric, NULL::int"
+
+START_TEST(test_results_typed_by_column)
+{
+    cdm_conn *nc;
+    cdm_result *r = NULL;
+    const void *p;
+    size_t len;
+
+    ck_status(cdm_query(c, TYPED_SQL, P("x"), 1, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    add_def("NoCache", &pg, EXTRA("StatementCacheSize=0"));
+    ck_status(cdm_connect(m, "NoCache", &nc), CDM_OK);
+    ck_status(cdm_query(nc, TYPED_SQL, P("x"), 1, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    cdm_disconnect(nc);
+    ck_status(cdm_query(c, "SELECT '-32768'::int2, 2::int4, 3::int8, "
+                           "4294967295::oid, 1.5::float4, 0.1::float8, "
+                           "'\\x00ff'::bytea, 'x'::text, true, "
+                           "1.50::numeric, NULL::int", NULL, 0, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    /* bytea_output = escape: still the raw bytes, and the \x text. */
+    exec_ok(c, "SET bytea_output = 'escape'");
+    ck_status(cdm_query(c, "SELECT '\\x00ff5c41'::bytea", NULL, 0, &r),
+              CDM_OK);
+    p = cdm_result_blob(r, 0, 0, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(memcmp(p, "\0\xff\\A", 4), 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "\\x00ff5c41");
+    cdm_result_free(r);
+}
+END_TEST
+
 /* ---------------------------------------------------------- PgBouncer */
 
 static void add_bouncer_def(void)
@@ -1484,6 +1571,7 @@ int main(void)
     tcase_add_test(tv, test_types_bytea_hex);
     tcase_add_test(tv, test_types_uuid_json);
     tcase_add_test(tv, test_types_null_and_empty);
+    tcase_add_test(tv, test_results_typed_by_column);
     tcase_add_test(tv, test_unicode_default_charset);
     tcase_add_test(tv, test_unicode_charset_utf8);
 

@@ -1,9 +1,10 @@
 /*
  * pg.c - the PostgreSQL driver (libpq).  Connects with keyword arrays
  * (never a conninfo string pasted together), sends every statement with
- * its parameters apart from the SQL text, and knows the transaction state
- * and liveness of a connection without a round trip.  The parameter table
- * is always built so that PG definitions can be checked without libpq.
+ * its parameters apart from the SQL text, types result values by column,
+ * and knows the transaction state and liveness of a connection without a
+ * round trip.  The parameter table is always built so that PG definitions
+ * can be checked without libpq.
  */
 #include "../cdm_int.h"
 
@@ -149,6 +150,16 @@ static const struct cdm_param_spec pg_params[] = {
 };
 
 #if HAVE_POSTGRESQL
+
+/* Type OIDs, fixed in PostgreSQL's catalog (pg_type.dat) for good; the
+ * server's headers that name them are not part of libpq-dev. */
+#define BYTEAOID  17
+#define INT8OID   20
+#define INT2OID   21
+#define INT4OID   23
+#define OIDOID    26
+#define FLOAT4OID 700
+#define FLOAT8OID 701
 
 /* A connection: libpq's handle and what arrived while it sat idle. */
 struct pgc {
@@ -386,22 +397,103 @@ static int pg_exec(void *dc, const char *sql, const char *const *params,
     return rc;
 }
 
+/* What a column's values are, by its type OID.  Numbers keep the text
+ * PostgreSQL printed, which cdm_result_int64/_double read when asked:
+ * since PostgreSQL 12 a float8 is printed in the shortest form that reads
+ * back exactly (extra_float_digits at its default of 1, or above). */
+static int column_type(Oid t)
+{
+    switch (t) {
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+    case OIDOID:
+        return CDM_TYPE_INT;
+    case FLOAT4OID:
+    case FLOAT8OID:
+        return CDM_TYPE_FLOAT;
+    case BYTEAOID:
+        return CDM_TYPE_BLOB;
+    default:
+        return CDM_TYPE_TEXT;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A bytea value as its raw bytes: from "\x" and hex (the default
+ * bytea_output), else from the escape format through libpq. */
+static int set_bytea(cdm_result *r, size_t col, const char *s, size_t n)
+{
+    unsigned char *u;
+    size_t len;
+    int rc;
+
+    if (n >= 2 && s[0] == '\\' && s[1] == 'x' && n % 2 == 0) {
+        char *b;
+        len = (n - 2) / 2;
+        if (!(b = malloc(len + 1)))
+            return cdm__nomem();
+        for (size_t i = 0; i < len; i++) {
+            int hi = hexval((unsigned char)s[2 + 2 * i]);
+            int lo = hexval((unsigned char)s[3 + 2 * i]);
+            if (hi < 0 || lo < 0) {
+                free(b);
+                return cdm__fail(CDM_ERR_QUERY, "PG: a bytea value is not "
+                                 "valid hex");
+            }
+            b[i] = (char)(hi << 4 | lo);
+        }
+        b[len] = '\0';
+        cdm__result_set_binary_owned(r, col, b, len);
+        return CDM_OK;
+    }
+    if (!(u = PQunescapeBytea((const unsigned char *)s, &len)))
+        return cdm__nomem();
+    rc = cdm__result_set_binary(r, col, u, len);
+    PQfreemem(u);
+    return rc;
+}
+
 static int convert(PGresult *res, cdm_result **out)
 {
     int nrows = PQntuples(res), ncols = PQnfields(res), rc;
+    int small[16], *types = small;
     cdm_result *r;
 
-    if ((rc = cdm__result_new((size_t)ncols, &r)) != CDM_OK)
+    if (ncols > 16 && !(types = malloc((size_t)ncols * sizeof *types)))
+        return cdm__nomem();
+    if ((rc = cdm__result_new((size_t)ncols, &r)) != CDM_OK) {
+        if (types != small)
+            free(types);
         return rc;
-    for (int c = 0; c < ncols && rc == CDM_OK; c++)
+    }
+    for (int c = 0; c < ncols && rc == CDM_OK; c++) {
+        types[c] = column_type(PQftype(res, c));
         rc = cdm__result_set_colname(r, (size_t)c, PQfname(res, c));
+    }
     for (int i = 0; i < nrows && rc == CDM_OK; i++) {
         rc = cdm__result_add_row(r);
-        for (int c = 0; c < ncols && rc == CDM_OK; c++)
-            if (!PQgetisnull(res, i, c))
-                rc = cdm__result_set(r, (size_t)c, PQgetvalue(res, i, c),
-                                     (size_t)PQgetlength(res, i, c));
+        for (int c = 0; c < ncols && rc == CDM_OK; c++) {
+            const char *v;
+            size_t n;
+            if (PQgetisnull(res, i, c))
+                continue;
+            v = PQgetvalue(res, i, c);
+            n = (size_t)PQgetlength(res, i, c);
+            rc = types[c] == CDM_TYPE_BLOB
+                     ? set_bytea(r, (size_t)c, v, n)
+                     : cdm__result_set_typed(r, (size_t)c, types[c], v, n);
+        }
     }
+    if (types != small)
+        free(types);
     if (rc != CDM_OK) {
         cdm_result_free(r);
         return rc;
