@@ -252,8 +252,12 @@ struct cdm_driver {
      * prepare: one statement with ? parameters; *ps the driver's handle,
      * *nparams its number of ?.  run: with n typed values, as exec
      * (out NULL; *affected) or as a query (*out); CDM__STALE when the
-     * server no longer knows the statement (the caller prepares it again,
-     * once).  unprepare: frees the handle, and the server's statement
+     * server no longer knows the statement, or no longer runs it as
+     * prepared (PG: a changed result type), and running it again is safe
+     * (no transaction was open): the caller prepares it again, once,
+     * after freeing the stale handle with server_knows false (so run
+     * drops a statement the server still has before it says
+     * CDM__STALE).  unprepare: frees the handle, and the server's statement
      * when server_knows; without it (after a session reset, which dropped
      * them, or in a forked child) it does no I/O at all. */
     int (*prepare)(void *dc, const char *sql, void **ps, size_t *nparams);
@@ -267,7 +271,8 @@ struct cdm_value {
     int type;             /* CDM_TYPE_*; CDM_TYPE_NULL is SQL NULL */
     int64_t i;            /* CDM_TYPE_INT */
     double d;             /* CDM_TYPE_FLOAT */
-    const char *p;        /* CDM_TYPE_TEXT, CDM_TYPE_BLOB: len bytes */
+    const char *p;        /* CDM_TYPE_TEXT, CDM_TYPE_BLOB: len bytes, and a
+                           * NUL after them (stmt.c keeps one there) */
     size_t len;
 };
 
