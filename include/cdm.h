@@ -371,9 +371,11 @@ CDM_EXPORT int cdm_query(cdm_conn *c, const char *sql,
  * runs as needed).  Each physical connection keeps its last
  * StatementCacheSize statements (default 32, 0: none) prepared on the
  * server by SQL text, so that a pooled connection prepares a statement
- * once and later borrowers only execute it (set StatementCacheSize=0 for
- * a server behind PgBouncer in transaction mode, which loses them
- * between transactions).  A statement belongs to the
+ * once and later borrowers only execute it.  Set StatementCacheSize=0
+ * for a server behind PgBouncer in transaction mode, which loses them
+ * between transactions: PostgreSQL then keeps no statement on the
+ * server, not even this one (each run sends the SQL with its values, so
+ * an error in the SQL shows at the first run).  A statement belongs to the
  * borrow of its connection: free it before cdm_disconnect; one still open
  * then is finished by cdm_disconnect, and every later call on it but
  * cdm_stmt_free is CDM_ERR_STATE.  Like its connection, a statement is
@@ -386,8 +388,8 @@ CDM_EXPORT int cdm_prepare(cdm_conn *c, const char *sql, cdm_stmt **out);
  * NUL bytes where the database's text can (PostgreSQL's cannot: the run
  * fails with CDM_ERR_INVALID; bind such bytes as a BLOB, for a bytea);
  * a BLOB any bytes (PostgreSQL: only into a parameter the server types
- * bytea, so write `?::bytea` where it cannot tell, or the run fails with
- * CDM_ERR_INVALID).  Numbers go in as numbers, a double exactly. */
+ * bytea, so write `?::bytea` where it cannot tell; otherwise the run
+ * fails).  Numbers go in as numbers, a double exactly. */
 CDM_EXPORT int cdm_bind_null(cdm_stmt *s, size_t i);
 CDM_EXPORT int cdm_bind_int64(cdm_stmt *s, size_t i, int64_t v);
 CDM_EXPORT int cdm_bind_double(cdm_stmt *s, size_t i, double v);

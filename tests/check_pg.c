@@ -1778,6 +1778,57 @@ START_TEST(test_stmt_reset_on_release_drops_them)
 }
 END_TEST
 
+/* StatementCacheSize=0: nothing is kept on the server, not even by
+ * cdm_prepare (each run sends the SQL with its values); typed values as
+ * with a cache, an error in the SQL at the first run. */
+START_TEST(test_stmt_without_cache_keeps_nothing)
+{
+    cdm_conn *nc;
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    const void *p;
+    size_t len;
+    int64_t i;
+
+    add_def("NoCache", &pg, EXTRA("StatementCacheSize=0"));
+    ck_status(cdm_connect(m, "NoCache", &nc), CDM_OK);
+    ck_status(cdm_prepare(nc, "SELECT ?::bytea, ?::int8 + 1, ?, ?", &s),
+              CDM_OK);
+    ck_assert_uint_eq(cdm_stmt_nparams(s), 4);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    for (int k = 0; k < 3; k++) {
+        ck_status(cdm_bind_blob(s, 0, "\0\xff", 2), CDM_OK);
+        ck_status(cdm_bind_int64(s, 1, INT64_MAX - 1), CDM_OK);
+        ck_status(cdm_bind_text(s, 2, "t\xc3\xa9", CDM_NTS), CDM_OK);
+        ck_status(cdm_bind_double(s, 3, -0.0), CDM_OK);
+        ck_status(cdm_stmt_query(s, &r), CDM_OK);
+        p = cdm_result_blob(r, 0, 0, &len);
+        ck_assert_uint_eq(len, 2);
+        ck_assert_int_eq(memcmp(p, "\0\xff", 2), 0);
+        ck_status(cdm_result_int64(r, 0, 1, &i), CDM_OK);
+        ck_assert(i == INT64_MAX);
+        ck_assert_str_eq(cdm_result_value(r, 0, 2), "t\xc3\xa9");
+        ck_assert_str_eq(cdm_result_value(r, 0, 3), "-0");
+        cdm_result_free(r);
+        r = NULL;
+    }
+    ck_assert_int_eq(prepared_count(nc), 0);
+    /* A BLOB where the SQL wants a number: the server refuses it. */
+    ck_status(cdm_bind_blob(s, 1, "\0\0\0\1", 4), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_QUERY);
+    ck_assert_ptr_null(r);
+    cdm_stmt_free(s);
+    ck_status(cdm_prepare(nc, "SELEC ?", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    ck_status(cdm_stmt_exec(s, NULL), CDM_ERR_QUERY);
+    ck_errmsg_has("syntax error");
+    cdm_stmt_free(s);
+    ck_status(cdm_prepare(nc, "SELECT ?; SELECT 2", &s), CDM_ERR_INVALID);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    cdm_disconnect(nc);
+}
+END_TEST
+
 /* 16 threads, 10 parameterised statements, a cache of 4 (evicting), while
  * close_def and a set_param that bumps the pool's generation race them:
  * every answer right, and afterwards no pooled session holds more
@@ -1990,6 +2041,7 @@ END_TEST
 
 struct bnc_worker {
     int index;
+    bool typed;       /* cdm_prepare with an int64 and a BLOB bound */
     int ok;
     int wrong;
     int failures;
@@ -2009,8 +2061,19 @@ static void *bnc_worker_main(void *arg)
         snprintf(in, sizeof in, "%d", w->index * 1000 + i);
         snprintf(want, sizeof want, "%d", (w->index * 1000 + i) * 2);
         rc = cdm_connect(m, "Bouncer", &b);
-        if (rc == CDM_OK)
+        if (rc == CDM_OK && w->typed) {
+            cdm_stmt *s = NULL;
+            /* The BLOB's length joins the answer: 2 * in + 3. */
+            snprintf(want, sizeof want, "%d", (w->index * 1000 + i) * 2 + 3);
+            if ((rc = cdm_prepare(b, "SELECT ?::int8 * 2 + length(?)",
+                                  &s)) == CDM_OK &&
+                (rc = cdm_bind_int64(s, 0, w->index * 1000 + i)) == CDM_OK &&
+                (rc = cdm_bind_blob(s, 1, "\0\1\0", 3)) == CDM_OK)
+                rc = cdm_stmt_query(s, &r);
+            cdm_stmt_free(s);
+        } else if (rc == CDM_OK) {
             rc = cdm_query(b, "SELECT ?::int * 2", P(in), 1, &r);
+        }
         if (rc == CDM_OK) {
             const char *v = cdm_result_value(r, 0, 0);
             if (v && strcmp(v, want) == 0) {
@@ -2057,6 +2120,31 @@ START_TEST(test_bouncer_threads)
     ck_assert_int_eq(st.in_use, 0);
     ck_assert_int_le(st.total, 8);
     ck_assert_int_eq(st.timeouts, 0);
+}
+END_TEST
+
+/* Without a cache, cdm_prepare keeps nothing on the server, so typed
+ * values (a BLOB among them) work through PgBouncer too. */
+START_TEST(test_bouncer_typed_statements)
+{
+    pthread_t th[BNC_THREADS];
+    struct bnc_worker w[BNC_THREADS];
+
+    add_bouncer_def();
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        w[i].index = i;
+        w[i].typed = true;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, bnc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < BNC_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        ck_assert_msg(w[i].failures == 0, "thread %d: %d failures, first: %s",
+                      i, w[i].failures, w[i].first_error);
+        ck_assert_int_eq(w[i].ok, BNC_CYCLES);
+    }
 }
 END_TEST
 
@@ -2186,6 +2274,7 @@ int main(void)
     tcase_add_test(tg, test_bouncer_transactions);
     tcase_add_test(tg, test_bouncer_set_local_gone_after_commit);
     tcase_add_test(tg, test_bouncer_threads);
+    tcase_add_test(tg, test_bouncer_typed_statements);
     tcase_add_test(tg, test_bouncer_statement_cache_fails_clearly);
 
     tcase_add_test(tst, test_stmt_round_trip_every_type);
@@ -2198,6 +2287,7 @@ int main(void)
     tcase_add_test(tst, test_stmt_stale_after_alter_table);
     tcase_add_test(tst, test_stmt_evicted_in_transaction);
     tcase_add_test(tst, test_stmt_reset_on_release_drops_them);
+    tcase_add_test(tst, test_stmt_without_cache_keeps_nothing);
     tcase_add_test(tst, test_stmt_cache_under_the_pool);
 
     return tu_run(s);

@@ -170,6 +170,9 @@ static const struct cdm_param_spec pg_params[] = {
 struct pgc {
     PGconn *conn;
     bool fatal;   /* the server announced it is ending the session */
+    /* StatementCacheSize=0: no statement is kept on the server at all
+     * (see pg_prepare). */
+    bool unnamed;
     /* Prepared statements are named "cdm_<token>_<n>".  The token is
      * random per connection, so that a name is never another
      * connection's: behind a pooler that moves statements between
@@ -183,9 +186,11 @@ struct pgc {
     size_t ndeferred, deferred_cap;
 };
 
-/* A prepared statement. */
+/* A prepared statement: named on the server, or (unnamed mode) only its
+ * SQL, sent with every run. */
 struct pgstmt {
     char name[40];
+    char *sql;    /* unnamed mode: the SQL with $n; else NULL */
     int nparams;
     Oid *types;   /* the server's parameter types, asked when a BLOB is
                    * first bound (describe_params), else NULL */
@@ -308,6 +313,7 @@ static int pg_connect(const struct cdm_resolved *r, void **out)
         goto out;
     }
     pc->conn = conn;
+    pc->unnamed = cdm__rget_int(r, "StatementCacheSize") == 0;
     if (getrandom(&pc->token, sizeof pc->token, GRND_NONBLOCK) !=
         (ssize_t)sizeof pc->token)
         /* No entropy yet (early boot): still unique enough among the
@@ -647,11 +653,22 @@ static int pg_prepare(void *dc, const char *sql, void **ps, size_t *nparams)
         free(text);
         return cdm__nomem();
     }
+    st->nparams = (int)n;
+    if (pc->unnamed) {
+        /* StatementCacheSize=0 says the server keeps no statement
+         * between transactions (PgBouncer in transaction mode), where a
+         * statement prepared in one would be unknown in the next: each
+         * run sends the SQL with its values (PQexecParams, one round
+         * trip), and an error in the SQL shows at the first run. */
+        st->sql = text;
+        *ps = st;
+        *nparams = n;
+        return CDM_OK;
+    }
     if (pc->ndeferred)
         deferred_flush(pc);
     snprintf(st->name, sizeof st->name, "cdm_%016" PRIx64 "_%" PRIu64,
              pc->token, ++pc->nstmts);
-    st->nparams = (int)n;
     /* No parameter types: the server infers each from its place, as for
      * PQexecParams, so that text, numbers, dates and JSON go in as text
      * whatever the column. */
@@ -674,7 +691,7 @@ static void pg_unprepare(void *dc, void *ps, bool server_knows)
     struct pgc *pc = dc;
     struct pgstmt *st = ps;
 
-    if (server_knows && PQstatus(pc->conn) == CONNECTION_OK) {
+    if (server_knows && !st->sql && PQstatus(pc->conn) == CONNECTION_OK) {
         if (idle(pc->conn)) {
             deallocate(pc->conn, st->name);
         } else {
@@ -694,6 +711,7 @@ static void pg_unprepare(void *dc, void *ps, bool server_knows)
                 free(name);
         }
     }
+    free(st->sql);
     free(st->types);
     free(st);
 }
@@ -795,8 +813,9 @@ static const char *double_text(double d, char *buf, size_t size)
 
 #define NUM_TEXT 32   /* room for any int64 or double as text */
 
-/* Runs `st` with typed values, in one round trip (PQexecPrepared): INT
- * and FLOAT as their text, TEXT as is, a BLOB as binary bytea. */
+/* Runs `st` with typed values, in one round trip (PQexecPrepared, or
+ * PQexecParams in unnamed mode): INT and FLOAT as their text, TEXT as
+ * is, a BLOB as binary bytea. */
 static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
                   int64_t *affected, cdm_result **out)
 {
@@ -804,6 +823,7 @@ static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
     struct pgstmt *st = ps;
     const char *small_vals[16], **vals = small_vals;
     int small_lens[16], small_fmts[16], *lens = small_lens, *fmts = small_fmts;
+    Oid small_types[16], *types = small_types;
     char small_nums[16][NUM_TEXT], (*nums)[NUM_TEXT] = small_nums;
     void *heap = NULL;
     bool binary = false;
@@ -811,12 +831,14 @@ static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
     int rc = CDM_OK;
 
     if (n > 16) {
-        size_t each = sizeof *vals + 2 * sizeof *lens + sizeof *nums;
+        size_t each = sizeof *nums + sizeof *vals + sizeof *types +
+                      2 * sizeof *lens;
         if (n > SIZE_MAX / each || !(heap = malloc(n * each)))
             return cdm__nomem();
         nums = heap;
         vals = (const char **)(nums + n);
-        lens = (int *)(vals + n);
+        types = (Oid *)(vals + n);
+        lens = (int *)(types + n);
         fmts = lens + n;
     }
     if (pc->ndeferred)
@@ -825,6 +847,7 @@ static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
         const char *nul;
         lens[i] = 0;
         fmts[i] = 0;
+        types[i] = 0;
         switch (v[i].type) {
         case CDM_TYPE_INT:
             snprintf(nums[i], NUM_TEXT, "%" PRId64, v[i].i);
@@ -850,9 +873,14 @@ static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
                                i, v[i].len);
                 break;
             }
-            if (!st->types && (rc = describe_params(pc, st)) != CDM_OK)
+            if (st->sql) {
+                /* Unnamed: the type goes with the value, and where the
+                 * SQL wants another the server says so. */
+                types[i] = BYTEAOID;
+            } else if (!st->types &&
+                       (rc = describe_params(pc, st)) != CDM_OK) {
                 break;
-            if (st->types[i] != BYTEAOID) {
+            } else if (st->types[i] != BYTEAOID) {
                 rc = cdm__fail(CDM_ERR_INVALID, "parameter %zu: a BLOB goes "
                                "into a bytea only, and the server reads "
                                "this one as type %u (write ?::bytea, or "
@@ -872,8 +900,12 @@ static int pg_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
         free(heap);
         return rc;
     }
-    res = PQexecPrepared(pc->conn, st->name, (int)n, vals,
-                         binary ? lens : NULL, binary ? fmts : NULL, 0);
+    if (st->sql)
+        res = PQexecParams(pc->conn, st->sql, (int)n, binary ? types : NULL,
+                           vals, binary ? lens : NULL, binary ? fmts : NULL, 0);
+    else
+        res = PQexecPrepared(pc->conn, st->name, (int)n, vals,
+                             binary ? lens : NULL, binary ? fmts : NULL, 0);
     free(heap);
     if (!res)
         return pg_status_fail(pc->conn, NULL);
