@@ -1916,7 +1916,9 @@ START_TEST(test_stmt_cache_under_the_pool)
             ck_status(cdm_manager_set_param(m, "Cached", "ApplicationName",
                                             flip % 4 ? "cdm-a" : "cdm-b"),
                       CDM_OK);
-        tu_sleep_ms(50);   /* pacing the changes, not synchronisation */
+        /* Pacing the changes, not synchronisation: a PostgreSQL connect
+         * takes ~15 ms (SCRAM), and each change reopens the pool. */
+        tu_sleep_ms(200);
     }
     atomic_store(&st.stop, true);
     for (int i = 0; i < SC_THREADS; i++)
