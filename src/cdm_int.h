@@ -259,7 +259,8 @@ struct cdm_driver {
      * drops a statement the server still has before it says
      * CDM__STALE).  unprepare: frees the handle, and the server's statement
      * when server_knows; without it (after a session reset, which dropped
-     * them, or in a forked child) it does no I/O at all. */
+     * them, before the connection is closed, or in a forked child) it
+     * does no I/O at all. */
     int (*prepare)(void *dc, const char *sql, void **ps, size_t *nparams);
     int (*run)(void *dc, void *ps, const struct cdm_value *v, size_t n,
                int64_t *affected, cdm_result **out);
