@@ -389,7 +389,11 @@ CDM_EXPORT int cdm_query(cdm_conn *c, const char *sql,
  * runs as needed).  Each physical connection keeps its last
  * StatementCacheSize statements (default 32, 0: none) prepared on the
  * server by SQL text, so that a pooled connection prepares a statement
- * once and later borrowers only execute it.  A statement belongs to the
+ * once and later borrowers only execute it.  Set StatementCacheSize=0
+ * for a server behind PgBouncer in transaction mode, which loses them
+ * between transactions: PostgreSQL then keeps no statement on the
+ * server, not even this one (each run sends the SQL with its values, so
+ * an error in the SQL shows at the first run).  A statement belongs to the
  * borrow of its connection: free it before cdm_disconnect; one still open
  * then is finished by cdm_disconnect, and every later call on it but
  * cdm_stmt_free is CDM_ERR_STATE.  Like its connection, a statement is
@@ -399,7 +403,11 @@ CDM_EXPORT int cdm_prepare(cdm_conn *c, const char *sql, cdm_stmt **out);
 /* Bind the `i`th `?` (0-based).  Values are copied: the caller's memory
  * may change or go after the call.  CDM_ERR_INVALID for an index out of
  * range.  Text is `len` bytes (CDM_NTS: up to its NUL), which may hold
- * NUL bytes; a BLOB any bytes. */
+ * NUL bytes where the database's text can (PostgreSQL's cannot: the run
+ * fails with CDM_ERR_INVALID; bind such bytes as a BLOB, for a bytea);
+ * a BLOB any bytes (PostgreSQL: only into a parameter the server types
+ * bytea, so write `?::bytea` where it cannot tell; otherwise the run
+ * fails).  Numbers go in as numbers, a double exactly. */
 CDM_EXPORT int cdm_bind_null(cdm_stmt *s, size_t i);
 CDM_EXPORT int cdm_bind_int64(cdm_stmt *s, size_t i, int64_t v);
 CDM_EXPORT int cdm_bind_double(cdm_stmt *s, size_t i, double v);
@@ -409,7 +417,12 @@ CDM_EXPORT int cdm_bind_blob(cdm_stmt *s, size_t i, const void *v,
                              size_t len);
 
 /* Runs the statement with its bound values.  CDM_ERR_STATE if a `?` is
- * not bound.  `affected` may be NULL. */
+ * not bound.  `affected` may be NULL.  A statement the server dropped
+ * (DEALLOCATE, DISCARD ALL run through cdm_exec) or no longer runs as
+ * prepared (a table it reads changed its columns) is prepared again and
+ * run once more, unseen; on PostgreSQL only outside a transaction, as
+ * inside one the server's error has aborted the transaction (it is
+ * returned: CDM_ERR_QUERY). */
 CDM_EXPORT int cdm_stmt_exec(cdm_stmt *s, int64_t *affected);
 CDM_EXPORT int cdm_stmt_query(cdm_stmt *s, cdm_result **out);
 /* The number of `?` in the statement. */

@@ -254,10 +254,15 @@ struct cdm_driver {
      * prepare: one statement with ? parameters; *ps the driver's handle,
      * *nparams its number of ?.  run: with n typed values, as exec
      * (out NULL; *affected) or as a query (*out); CDM__STALE when the
-     * server no longer knows the statement (the caller prepares it again,
-     * once).  unprepare: frees the handle, and the server's statement
+     * server no longer knows the statement, or no longer runs it as
+     * prepared (PG: a changed result type), and running it again is safe
+     * (no transaction was open): the caller prepares it again, once,
+     * after freeing the stale handle with server_knows false (so run
+     * drops a statement the server still has before it says
+     * CDM__STALE).  unprepare: frees the handle, and the server's statement
      * when server_knows; without it (after a session reset, which dropped
-     * them, or in a forked child) it does no I/O at all. */
+     * them, before the connection is closed, or in a forked child) it
+     * does no I/O at all. */
     int (*prepare)(void *dc, const char *sql, void **ps, size_t *nparams);
     int (*run)(void *dc, void *ps, const struct cdm_value *v, size_t n,
                int64_t *affected, cdm_result **out);
@@ -269,7 +274,8 @@ struct cdm_value {
     int type;             /* CDM_TYPE_*; CDM_TYPE_NULL is SQL NULL */
     int64_t i;            /* CDM_TYPE_INT */
     double d;             /* CDM_TYPE_FLOAT */
-    const char *p;        /* CDM_TYPE_TEXT, CDM_TYPE_BLOB: len bytes */
+    const char *p;        /* CDM_TYPE_TEXT, CDM_TYPE_BLOB: len bytes, and a
+                           * NUL after them (stmt.c keeps one there) */
     size_t len;
 };
 
@@ -554,6 +560,10 @@ int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
  * cdm_result_value is "\x" and lowercase hex (PostgreSQL's bytea output),
  * made when first asked for. */
 int cdm__result_set_binary(cdm_result *r, size_t col, const void *v, size_t n);
+/* The same, taking ownership of `v`: n bytes and a NUL after them, from
+ * malloc (a driver that decodes a BLOB decodes it into its cell). */
+void cdm__result_set_binary_owned(cdm_result *r, size_t col, char *v,
+                                  size_t n);
 /* Same as cdm__result_set, taking ownership of `v` (allocated with malloc). */
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v);
 /* A value of a given CDM_TYPE_* from its bytes (text as the database

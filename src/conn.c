@@ -88,7 +88,10 @@ int cdm__conn_enter(cdm_conn *c, const char *what)
 void cdm__conn_destroy(cdm_conn *c)
 {
     cdm__stmt_detach_all(c);
-    cdm__stmt_cache_clear(c, true);
+    /* The session ends with the connection, and its statements with it:
+     * nothing to tell the server (PostgreSQL would otherwise get one
+     * DEALLOCATE round trip per cached statement before the close). */
+    cdm__stmt_cache_clear(c, false);
     c->drv->close(c->dc);
     free(c->def_name);
     free(c);

@@ -148,6 +148,16 @@ int cdm__result_set_double(cdm_result *r, size_t col, double v,
     return rc;
 }
 
+void cdm__result_set_binary_owned(cdm_result *r, size_t col, char *v,
+                                  size_t n)
+{
+    struct cell *c = last(r, col);
+
+    c->p = v;
+    c->len = n;
+    c->type = CDM_TYPE_BLOB;
+}
+
 void cdm__result_set_owned(cdm_result *r, size_t col, char *v)
 {
     struct cell *c = last(r, col);

@@ -214,8 +214,13 @@ static int run(cdm_conn *c, struct cdm_cached *e, const struct cdm_value *v,
     if (rc == CDM__STALE && (rc = reprepare(c, e)) == CDM_OK)
         rc = c->drv->run(c->dc, e->ps, v, e->nparams, affected, out);
     if (rc == CDM__STALE)
-        rc = cdm__fail(CDM_ERR_QUERY, "the server dropped the prepared "
-                       "statement twice in a row");
+        /* Prepared and gone at once: the statement went to one server
+         * session and the run to another. */
+        rc = cdm__fail(CDM_ERR_QUERY, "the server does not know the "
+                       "statement it prepared a moment ago: is a pooler in "
+                       "transaction mode (such as PgBouncer) between cdm "
+                       "and the server?  Set StatementCacheSize=0 for this "
+                       "definition");
     return rc;
 }
 

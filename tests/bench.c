@@ -53,12 +53,20 @@
  *                      mysql_real_query + mysql_store_result +
  *                      mysql_fetch_row), in alternating batches of 100.
  *   pg_param_ratio,    "SELECT ?+1" with the parameter "41" through the
- *   mysql_param_ratio  pool: cdm_connect, cdm_query, read the value,
- *                      cdm_result_free, cdm_disconnect / the driver's best
- *                      way on one held connection of its own, prepared
- *                      once: PQexecPrepared + PQgetvalue; MySQL
+ *   mysql_param_ratio  pool, whose definition has the default statement
+ *                      cache (StatementCacheSize=32): cdm_connect,
+ *                      cdm_query, read the value, cdm_result_free,
+ *                      cdm_disconnect / the driver's best way on one held
+ *                      connection of its own, prepared once:
+ *                      PQexecPrepared + PQgetvalue; MySQL
  *                      mysql_stmt_execute (a LONGLONG bound) +
  *                      mysql_stmt_fetch into a bound buffer.
+ *   pg_param_nocache_ratio,  the same through a second pooled definition
+ *   mysql_param_nocache_ratio  with StatementCacheSize=0 (each call has
+ *                      the statement parsed again), against the same
+ *                      driver side.  The driver side and both cdm sides
+ *                      are measured in the same batches, their order
+ *                      rotating from batch to batch.
  *   load_10k_defs_ms   cdm_manager_load_file of a generated file of 10,000
  *                      definitions (PG, MySQL and SQLite ones with Server,
  *                      Port, Database, User_Name, Password, Pooled, pool
@@ -214,14 +222,16 @@ static void die(const char *what)
 enum {
     F_CYCLE_1T, F_CPS_32T, F_FLOOR_1T, F_PG_CYCLE_1T, F_PG_CPS_32T,
     F_OVER_EFF, F_OVER_SLOW, F_PG_OPEN, F_MY_OPEN, F_PG_SEL1, F_MY_SEL1,
-    F_PG_PARAM, F_MY_PARAM, F_LOAD, F_LOAD_BIG, F_RELOAD_BIG, F_LOOKUP, F_IDLE,
+    F_PG_PARAM, F_PG_PARAM_NC, F_MY_PARAM, F_MY_PARAM_NC, F_LOAD, F_LOAD_BIG,
+    F_RELOAD_BIG, F_LOOKUP, F_IDLE,
     NFIGURES,
     /* baselines: in the JSON's "baselines" and the table's last column */
     B_FLOOR_CPS_32T = NFIGURES, B_OVER_FLOOR_EFF, B_OVER_FLOOR_SLOW,
     B_PG_FRESH_US, B_PG_POOLED_US, B_MY_FRESH_US, B_MY_POOLED_US,
     B_PG_SEL1_RAW_US, B_PG_SEL1_CDM_US, B_MY_SEL1_RAW_US, B_MY_SEL1_CDM_US,
-    B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US, B_MY_PARAM_RAW_US,
-    B_MY_PARAM_CDM_US, B_IDLE_CDM_RSS, B_IDLE_DRV_RSS, B_IDLE_HEAP,
+    B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US, B_PG_PARAM_NC_CDM_US,
+    B_MY_PARAM_RAW_US, B_MY_PARAM_CDM_US, B_MY_PARAM_NC_CDM_US,
+    B_IDLE_CDM_RSS, B_IDLE_DRV_RSS, B_IDLE_HEAP,
     NALL
 };
 
@@ -253,8 +263,10 @@ static struct figure fig[NALL] = {
     [F_MY_OPEN]      = FIG("mysql_open_speedup", "x", "%.0f", 1, NONE, 0),
     [F_PG_SEL1]      = FIG("pg_select1_ratio", "x", "%.3f", 1, BELOW, 1.1),
     [F_MY_SEL1]      = FIG("mysql_select1_ratio", "x", "%.3f", 1, BELOW, 1.1),
-    [F_PG_PARAM]     = FIG("pg_param_ratio", "x", "%.2f", 1, NONE, 0),
-    [F_MY_PARAM]     = FIG("mysql_param_ratio", "x", "%.2f", 1, NONE, 0),
+    [F_PG_PARAM]     = FIG("pg_param_ratio", "x", "%.3f", 1, BELOW, 1.1),
+    [F_PG_PARAM_NC]  = FIG("pg_param_nocache_ratio", "x", "%.2f", 1, NONE, 0),
+    [F_MY_PARAM]     = FIG("mysql_param_ratio", "x", "%.3f", 1, BELOW, 1.1),
+    [F_MY_PARAM_NC]  = FIG("mysql_param_nocache_ratio", "x", "%.2f", 1, NONE, 0),
     [F_LOAD]         = FIG("load_10k_defs_ms", "ms", "%.1f", 1, BELOW, 100),
     [F_LOAD_BIG]     = FIG("load_100k_defs_ms", "ms", "%.0f", 1, BELOW, 1000),
     [F_RELOAD_BIG]   = FIG("reload_100k_defs_ms", "ms", "%.0f", 1, BELOW, 1000),
@@ -273,8 +285,10 @@ static struct figure fig[NALL] = {
     [B_MY_SEL1_CDM_US]  = FIG("mysql_select1_cdm_us", "us", "%.1f", 1, NONE, 0),
     [B_PG_PARAM_RAW_US] = FIG("pg_param_driver_us", "us", "%.1f", 1, NONE, 0),
     [B_PG_PARAM_CDM_US] = FIG("pg_param_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_PG_PARAM_NC_CDM_US] = FIG("pg_param_nocache_cdm_us", "us", "%.1f", 1, NONE, 0),
     [B_MY_PARAM_RAW_US] = FIG("mysql_param_driver_us", "us", "%.1f", 1, NONE, 0),
     [B_MY_PARAM_CDM_US] = FIG("mysql_param_cdm_us", "us", "%.1f", 1, NONE, 0),
+    [B_MY_PARAM_NC_CDM_US] = FIG("mysql_param_nocache_cdm_us", "us", "%.1f", 1, NONE, 0),
     [B_IDLE_CDM_RSS]    = FIG("idle_cdm_rss_bytes", "bytes", "%.0f", 1, NONE, 0),
     [B_IDLE_DRV_RSS]    = FIG("idle_driver_rss_bytes", "bytes", "%.0f", 1, NONE, 0),
     [B_IDLE_HEAP]       = FIG("idle_conn_heap_bytes", "bytes", "%.0f", 1, NONE, 0),
@@ -603,8 +617,9 @@ struct server {
     const char *driver;         /* "DriverID=..." */
     const char *prefix;         /* CDM_TEST_PG, CDM_TEST_MYSQL */
     const char *lower;          /* key prefix: "pg", "mysql" */
-    int f_open, f_sel1, f_param;
-    int b_fresh, b_pooled, b_sel1_raw, b_sel1_cdm, b_param_raw, b_param_cdm;
+    int f_open, f_sel1, f_param, f_param_nc;
+    int b_fresh, b_pooled, b_sel1_raw, b_sel1_cdm, b_param_raw, b_param_cdm,
+        b_param_nc_cdm;
     void *(*raw_connect)(void);
     void (*raw_close)(void *h);
     int (*raw_select1)(void *h);            /* 0: read "1" */
@@ -613,18 +628,20 @@ struct server {
     void (*param_free)(void *ctx);
     /* set by server_setup */
     bool ready, param_ready;
-    char def[64];
+    char def[64], def_nc[64];   /* the pooled definition; without a cache */
     void *raw, *ctx;    /* the driver's own connection, its statement */
 };
 
 /* A pooled definition on the test server whose variables start with the
- * server's prefix; 1 when they are not set. */
-static int server_def(cdm_manager *m, const struct server *s, const char *name)
+ * server's prefix, with `extra` (a "Key=Value", or NULL); 1 when the
+ * variables are not set. */
+static int server_def(cdm_manager *m, const struct server *s, const char *name,
+                      const char *extra)
 {
     char host[128], port[64], db[128], user[128], pw[256], var[64];
     const char *params[] = { s->driver, host, port, db, user, pw,
                              "Pooled=True", "POOL_MaximumItems=32",
-                             "POOL_AcquireTimeout=60000", NULL };
+                             "POOL_AcquireTimeout=60000", extra, NULL };
 
 #define GET(buf, key, suffix)                                                \
     snprintf(var, sizeof var, "%s_%s", s->prefix, suffix);                   \
@@ -683,8 +700,9 @@ static void server_setup(cdm_manager *m, struct server *s)
     int rc;
 
     snprintf(s->def, sizeof s->def, "%s_Pooled", s->label);
+    snprintf(s->def_nc, sizeof s->def_nc, "%s_NoCache", s->label);
     snprintf(port_var, sizeof port_var, "%s_PORT", s->prefix);
-    if (!env(port_var) || (rc = server_def(m, s, s->def)) > 0) {
+    if (!env(port_var) || (rc = server_def(m, s, s->def, NULL)) > 0) {
         note("no %s test server: %s_* figures skipped (run through "
              "tests/bench.sh, which starts one)", s->label, s->lower);
         return;
@@ -701,7 +719,10 @@ static void server_setup(cdm_manager *m, struct server *s)
              "skipped", s->label, s->lower);
         return;
     }
-    if (cdm_param(m, s->def) != 0)
+    if (server_def(m, s, s->def_nc, "StatementCacheSize=0") != 0 ||
+        warm(m, s->def_nc, 1) != CDM_OK)
+        die("the definition without a statement cache");
+    if (cdm_param(m, s->def) != 0 || cdm_param(m, s->def_nc) != 0)
         die("SELECT ?+1 through cdm");
     s->param_ready = true;
 }
@@ -793,28 +814,32 @@ static void server_round(cdm_manager *m, struct server *s, int r)
     }
     cdm_disconnect(held);
 
-    /* SELECT ?+1: through the pool against the driver's prepared
-     * statement on a connection of its own. */
+    /* SELECT ?+1: through the pool, with and without the statement
+     * cache, against the driver's prepared statement on a connection of
+     * its own; the three sides take turns, the first rotating. */
     if (!s->param_ready)
         return;
     progress("round %d/%d: %s SELECT ?+1", r + 1, rounds, s->label);
     {
-        int64_t t_raw = 0, t_cdm = 0, start = now_ns();
+        int64_t t[3] = { 0, 0, 0 }, start = now_ns();   /* raw, cdm, no cache */
         long batches = 0;
         do {
-            for (int side = 0; side < 2; side++) {
+            for (int k = 0; k < 3; k++) {
+                int side = (int)((k + batches + r) % 3);
                 int64_t t0 = now_ns();
-                bool raw_side = (side ^ batches) & 1;
                 for (int i = 0; i < BATCH; i++)
-                    if ((raw_side ? s->param_run(s->ctx) : cdm_param(m, def)) != 0)
+                    if ((side == 0 ? s->param_run(s->ctx)
+                                   : cdm_param(m, side == 1 ? def : s->def_nc)) != 0)
                         die("SELECT ?+1");
-                *(raw_side ? &t_raw : &t_cdm) += now_ns() - t0;
+                t[side] += now_ns() - t0;
             }
             batches++;
-        } while (now_ns() - start < 2 * side_ns());
-        record(s->b_param_raw, (double)t_raw / 1e3 / (double)(batches * BATCH));
-        record(s->b_param_cdm, (double)t_cdm / 1e3 / (double)(batches * BATCH));
-        record(s->f_param, (double)t_cdm / (double)t_raw);
+        } while (now_ns() - start < 3 * side_ns());
+        record(s->b_param_raw, (double)t[0] / 1e3 / (double)(batches * BATCH));
+        record(s->b_param_cdm, (double)t[1] / 1e3 / (double)(batches * BATCH));
+        record(s->b_param_nc_cdm, (double)t[2] / 1e3 / (double)(batches * BATCH));
+        record(s->f_param, (double)t[1] / (double)t[0]);
+        record(s->f_param_nc, (double)t[2] / (double)t[0]);
     }
 }
 
@@ -1430,6 +1455,14 @@ static void beside(int i, char *buf, size_t size)
             snprintf(buf, size, "driver %s µs, cdm %s µs",
                      fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
         break;
+    case F_PG_PARAM_NC:
+    case F_MY_PARAM_NC:
+        x = &fig[i == F_PG_PARAM_NC ? B_PG_PARAM_RAW_US : B_MY_PARAM_RAW_US];
+        y = x + 2;      /* then the cdm figure without a cache */
+        if (x->n)
+            snprintf(buf, size, "driver %s µs, cdm without a cache %s µs",
+                     fmt(x, x->median, a, sizeof a), fmt(y, y->median, b, sizeof b));
+        break;
     case F_LOAD:
         snprintf(buf, size, "%d definitions, %.1f MB", NDEFS, defs_mb);
         break;
@@ -1632,11 +1665,17 @@ int main(int argc, char **argv)
     {
 #if HAVE_POSTGRESQL
         static struct server pg = {
-            "PG", "DriverID=PG", "CDM_TEST_PG", "pg", F_PG_OPEN, F_PG_SEL1,
-            F_PG_PARAM, B_PG_FRESH_US, B_PG_POOLED_US, B_PG_SEL1_RAW_US,
-            B_PG_SEL1_CDM_US, B_PG_PARAM_RAW_US, B_PG_PARAM_CDM_US,
-            pg_raw_connect, pg_raw_close, pg_raw_select1, pg_param_prepare,
-            pg_param_run, pg_param_free, false, false, "", NULL, NULL
+            .label = "PG", .driver = "DriverID=PG", .prefix = "CDM_TEST_PG",
+            .lower = "pg", .f_open = F_PG_OPEN, .f_sel1 = F_PG_SEL1,
+            .f_param = F_PG_PARAM, .f_param_nc = F_PG_PARAM_NC,
+            .b_fresh = B_PG_FRESH_US, .b_pooled = B_PG_POOLED_US,
+            .b_sel1_raw = B_PG_SEL1_RAW_US, .b_sel1_cdm = B_PG_SEL1_CDM_US,
+            .b_param_raw = B_PG_PARAM_RAW_US,
+            .b_param_cdm = B_PG_PARAM_CDM_US,
+            .b_param_nc_cdm = B_PG_PARAM_NC_CDM_US,
+            .raw_connect = pg_raw_connect, .raw_close = pg_raw_close,
+            .raw_select1 = pg_raw_select1, .param_prepare = pg_param_prepare,
+            .param_run = pg_param_run, .param_free = pg_param_free,
         };
         servers[nservers++] = &pg;
 #else
@@ -1644,12 +1683,18 @@ int main(int argc, char **argv)
 #endif
 #if HAVE_MYSQL
         static struct server my = {
-            "MySQL", "DriverID=MySQL", "CDM_TEST_MYSQL", "mysql", F_MY_OPEN,
-            F_MY_SEL1, F_MY_PARAM, B_MY_FRESH_US, B_MY_POOLED_US,
-            B_MY_SEL1_RAW_US, B_MY_SEL1_CDM_US, B_MY_PARAM_RAW_US,
-            B_MY_PARAM_CDM_US, my_raw_connect, my_raw_close, my_raw_select1,
-            my_param_prepare, my_param_run, my_param_free, false, false, "",
-            NULL, NULL
+            .label = "MySQL", .driver = "DriverID=MySQL",
+            .prefix = "CDM_TEST_MYSQL", .lower = "mysql",
+            .f_open = F_MY_OPEN, .f_sel1 = F_MY_SEL1,
+            .f_param = F_MY_PARAM, .f_param_nc = F_MY_PARAM_NC,
+            .b_fresh = B_MY_FRESH_US, .b_pooled = B_MY_POOLED_US,
+            .b_sel1_raw = B_MY_SEL1_RAW_US, .b_sel1_cdm = B_MY_SEL1_CDM_US,
+            .b_param_raw = B_MY_PARAM_RAW_US,
+            .b_param_cdm = B_MY_PARAM_CDM_US,
+            .b_param_nc_cdm = B_MY_PARAM_NC_CDM_US,
+            .raw_connect = my_raw_connect, .raw_close = my_raw_close,
+            .raw_select1 = my_raw_select1, .param_prepare = my_param_prepare,
+            .param_run = my_param_run, .param_free = my_param_free,
         };
         servers[nservers++] = &my;
 #else

@@ -1,11 +1,15 @@
-/* check_pg.c - the PostgreSQL driver against a real server and PgBouncer: values, placeholders, errors, connect options, transactions, pooling, liveness. */
+/* check_pg.c - the PostgreSQL driver against a real server and PgBouncer: values, placeholders, errors, connect options, transactions, pooling, liveness, prepared statements and the statement cache. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1278,11 +1282,672 @@ START_TEST(test_notices_not_printed)
 }
 END_TEST
 
+/* --------------------------------------------------------- statements */
+
+/* Prepared statements and the statement cache: typed values in and out,
+ * statements the server dropped or replanned, the cache under the pool. */
+
+/* Statements the connection's server session holds.  Without parameters,
+ * so that counting prepares nothing itself. */
+static long prepared_count(cdm_conn *conn)
+{
+    char *v = scalar(conn, "SELECT count(*) FROM pg_prepared_statements",
+                     NULL, 0);
+    long n = atol(v);
+
+    free(v);
+    return n;
+}
+
+/* The one row of `s` run with `k` bound to its only parameter. */
+static cdm_result *row_of(cdm_stmt *s, int64_t k)
+{
+    cdm_result *r = NULL;
+
+    ck_status(cdm_bind_int64(s, 0, k), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_uint_eq(cdm_result_nrows(r), 1);
+    return r;
+}
+
+START_TEST(test_stmt_round_trip_every_type)
+{
+    static const char uni[] = "gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac "
+                              "\xf0\x9d\x84\x9e \xe6\x97\xa5\xe6\x9c\xac";
+    const double dbl[] = { -0.0, 1e308, NAN, INFINITY, -INFINITY, 0.1,
+                           5e-324, -1.7976931348623157e308, 1.0 / 3 };
+    size_t big = 1 << 20, len = 0, ndbl = sizeof dbl / sizeof dbl[0];
+    unsigned char *blob = malloc(big);
+    cdm_stmt *ins = NULL, *sel = NULL;
+    cdm_result *r = NULL;
+    const void *p;
+    int64_t i;
+    double d;
+
+    ck_assert_ptr_nonnull(blob);
+    for (size_t k = 0; k < big; k++)
+        blob[k] = (unsigned char)(k % 256);
+    exec_ok(c, "DROP TABLE IF EXISTS pg_rt");
+    exec_ok(c, "CREATE TABLE pg_rt (k int PRIMARY KEY, b bytea, t text, "
+               "i bigint, f float8)");
+    ck_status(cdm_prepare(c, "INSERT INTO pg_rt VALUES (?, ?, ?, ?, ?)",
+                          &ins), CDM_OK);
+    ck_assert_uint_eq(cdm_stmt_nparams(ins), 5);
+    /* Row k: one column set, the others NULL. */
+#define ROW(k, col, bind)                                                    \
+    do {                                                                     \
+        for (size_t ck_c_ = 1; ck_c_ < 5; ck_c_++)                           \
+            ck_status(cdm_bind_null(ins, ck_c_), CDM_OK);                    \
+        ck_status(cdm_bind_int64(ins, 0, (k)), CDM_OK);                      \
+        ck_status(bind(ins, col), CDM_OK);                                   \
+        ck_status(cdm_stmt_exec(ins, &i), CDM_OK);                           \
+        ck_assert_int_eq(i, 1);                                              \
+    } while (0)
+    {
+        /* Each bind takes the statement and the column. */
+#define B_BLOB_BIG(s_, c_) cdm_bind_blob(s_, c_, blob, big)
+#define B_BLOB_EMPTY(s_, c_) cdm_bind_blob(s_, c_, "", 0)
+#define B_TEXT_EMPTY(s_, c_) cdm_bind_text(s_, c_, "", 0)
+#define B_NULL(s_, c_) cdm_bind_null(s_, c_)
+#define B_MIN(s_, c_) cdm_bind_int64(s_, c_, INT64_MIN)
+#define B_MAX(s_, c_) cdm_bind_int64(s_, c_, INT64_MAX)
+#define B_UNI(s_, c_) cdm_bind_text(s_, c_, uni, CDM_NTS)
+        ROW(1, 1, B_BLOB_BIG);
+        ROW(2, 1, B_BLOB_EMPTY);
+        ROW(3, 2, B_TEXT_EMPTY);
+        ROW(4, 2, B_NULL);
+        ROW(5, 3, B_MIN);
+        ROW(6, 3, B_MAX);
+        ROW(7, 2, B_UNI);
+        for (size_t k = 0; k < ndbl; k++) {
+#define B_DBL(s_, c_) cdm_bind_double(s_, c_, dbl[k])
+            ROW(10 + (int64_t)k, 4, B_DBL);
+#undef B_DBL
+        }
+#undef B_BLOB_BIG
+#undef B_BLOB_EMPTY
+#undef B_TEXT_EMPTY
+#undef B_NULL
+#undef B_MIN
+#undef B_MAX
+#undef B_UNI
+    }
+#undef ROW
+    cdm_stmt_free(ins);
+
+    ck_status(cdm_prepare(c, "SELECT b, t, i, f FROM pg_rt WHERE k = ?",
+                          &sel), CDM_OK);
+    r = row_of(sel, 1);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_BLOB);
+    p = cdm_result_blob(r, 0, 0, &len);
+    ck_assert_uint_eq(len, big);
+    ck_assert_uint_eq(cdm_result_length(r, 0, 0), big);
+    ck_assert_msg(memcmp(p, blob, big) == 0, "1 MB bytea changed on the way");
+    ck_assert_int_eq(strncmp(cdm_result_value(r, 0, 0), "\\x000102", 8), 0);
+    ck_assert_uint_eq(strlen(cdm_result_value(r, 0, 0)), 2 + 2 * big);
+    for (size_t col = 1; col < 4; col++)
+        ck_assert_int_eq(cdm_result_type(r, 0, col), CDM_TYPE_NULL);
+    cdm_result_free(r);
+
+    r = row_of(sel, 2);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_BLOB);
+    ck_assert_uint_eq(cdm_result_length(r, 0, 0), 0);
+    ck_assert_ptr_nonnull(cdm_result_blob(r, 0, 0, &len));
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "\\x");
+    cdm_result_free(r);
+
+    r = row_of(sel, 3);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_TEXT);
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), "");
+    cdm_result_free(r);
+    r = row_of(sel, 4);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_NULL);
+    ck_assert_ptr_null(cdm_result_value(r, 0, 1));
+    cdm_result_free(r);
+
+    r = row_of(sel, 5);
+    ck_assert_int_eq(cdm_result_type(r, 0, 2), CDM_TYPE_INT);
+    ck_status(cdm_result_int64(r, 0, 2, &i), CDM_OK);
+    ck_assert(i == INT64_MIN);
+    ck_assert_str_eq(cdm_result_value(r, 0, 2), "-9223372036854775808");
+    cdm_result_free(r);
+    r = row_of(sel, 6);
+    ck_status(cdm_result_int64(r, 0, 2, &i), CDM_OK);
+    ck_assert(i == INT64_MAX);
+    cdm_result_free(r);
+
+    r = row_of(sel, 7);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_TEXT);
+    ck_assert_uint_eq(cdm_result_length(r, 0, 1), sizeof uni - 1);
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), uni);
+    ck_status(cdm_result_int64(r, 0, 1, &i), CDM_ERR_INVALID);
+    cdm_result_free(r);
+
+    for (size_t k = 0; k < ndbl; k++) {
+        r = row_of(sel, 10 + (int64_t)k);
+        ck_assert_int_eq(cdm_result_type(r, 0, 3), CDM_TYPE_FLOAT);
+        ck_status(cdm_result_double(r, 0, 3, &d), CDM_OK);
+        if (isnan(dbl[k]))
+            ck_assert_msg(isnan(d), "NaN came back as %s",
+                          cdm_result_value(r, 0, 3));
+        else
+            ck_assert_msg(d == dbl[k] && !signbit(d) == !signbit(dbl[k]),
+                          "%.17g came back as %.17g (%s)", dbl[k], d,
+                          cdm_result_value(r, 0, 3));
+        cdm_result_free(r);
+    }
+    /* As PostgreSQL spells them. */
+    ck_scalar(c, "SELECT f FROM pg_rt WHERE k = 10", "-0");
+    ck_scalar(c, "SELECT f FROM pg_rt WHERE k = 12", "NaN");
+    ck_scalar(c, "SELECT f FROM pg_rt WHERE k = 14", "-Infinity");
+    ck_scalar(c, "SELECT f FROM pg_rt WHERE k = 15", "0.1");
+    cdm_stmt_free(sel);
+    free(blob);
+}
+END_TEST
+
+/* Every double reads back exactly, from its text as we send it and as
+ * PostgreSQL prints it: bit patterns from a fixed generator. */
+START_TEST(test_stmt_doubles_exact)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+    ck_status(cdm_prepare(c, "SELECT ?::float8", &s), CDM_OK);
+    for (int k = 0; k < 2000; k++) {
+        double in, out;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(&in, &x, sizeof in);
+        if (isnan(in))
+            continue;
+        ck_status(cdm_bind_double(s, 0, in), CDM_OK);
+        ck_status(cdm_stmt_query(s, &r), CDM_OK);
+        ck_status(cdm_result_double(r, 0, 0, &out), CDM_OK);
+        ck_assert_msg(memcmp(&in, &out, sizeof in) == 0,
+                      "%a came back as %a (%s)", in, out,
+                      cdm_result_value(r, 0, 0));
+        cdm_result_free(r);
+    }
+    cdm_stmt_free(s);
+}
+END_TEST
+
+START_TEST(test_stmt_text_with_nul_refused)
+{
+    static const char text[] = "before\0after";
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+
+    ck_status(cdm_prepare(c, "SELECT length(?)", &s), CDM_OK);
+    ck_status(cdm_bind_text(s, 0, text, sizeof text - 1), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_errmsg_has("NUL");
+    ck_errmsg_has("cdm_bind_blob");
+    ck_errmsg_has("'PG'");
+    /* Nothing was sent; the statement and the connection work on. */
+    ck_status(cdm_bind_text(s, 0, text, 6), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "6");
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+}
+END_TEST
+
+/* A BLOB goes in binary, which only a bytea parameter reads as bytes. */
+START_TEST(test_stmt_blob_needs_bytea)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    const void *p;
+    size_t len;
+
+    ck_status(cdm_prepare(c, "SELECT ?::int4", &s), CDM_OK);
+    ck_status(cdm_bind_blob(s, 0, "\0\0\0\x2a", 4), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_INVALID);
+    ck_errmsg_has("bytea");
+    ck_assert_ptr_null(r);
+    /* Other types bind as before on the same statement. */
+    ck_status(cdm_bind_int64(s, 0, 42), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "42");
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+
+    ck_status(cdm_prepare(c, "SELECT ?::bytea || ?::bytea, get_byte(?, 1)",
+                          &s), CDM_OK);
+    ck_status(cdm_bind_blob(s, 0, "a\0", 2), CDM_OK);
+    ck_status(cdm_bind_blob(s, 1, "\xff", 1), CDM_OK);
+    ck_status(cdm_bind_blob(s, 2, "\0\x7f\0", 3), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    p = cdm_result_blob(r, 0, 0, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_int_eq(memcmp(p, "a\0\xff", 3), 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "\\x6100ff");
+    /* get_byte(?, 1) reads its parameter as bytea: the server says so. */
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), "127");
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+}
+END_TEST
+
+/* Values keep their type by column on every path: a plain query, the
+ * cache, and PQexecParams without a cache. */
+static void check_typed_row(cdm_result *r)
+{
+    static const int want[] = { CDM_TYPE_INT, CDM_TYPE_INT, CDM_TYPE_INT,
+                                CDM_TYPE_INT, CDM_TYPE_FLOAT, CDM_TYPE_FLOAT,
+                                CDM_TYPE_BLOB, CDM_TYPE_TEXT, CDM_TYPE_TEXT,
+                                CDM_TYPE_TEXT, CDM_TYPE_NULL };
+    const void *p;
+    int64_t i;
+    double d;
+    size_t len;
+
+    ck_assert_uint_eq(cdm_result_ncols(r), sizeof want / sizeof want[0]);
+    for (size_t col = 0; col < sizeof want / sizeof want[0]; col++)
+        ck_assert_msg(cdm_result_type(r, 0, col) == want[col],
+                      "column %zu is type %d, want %d", col,
+                      cdm_result_type(r, 0, col), want[col]);
+    ck_status(cdm_result_int64(r, 0, 0, &i), CDM_OK);
+    ck_assert_int_eq(i, -32768);
+    ck_status(cdm_result_int64(r, 0, 3, &i), CDM_OK);
+    ck_assert_int_eq(i, 4294967295LL);
+    ck_status(cdm_result_double(r, 0, 4, &d), CDM_OK);
+    ck_assert(d == 1.5);
+    ck_status(cdm_result_double(r, 0, 5, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    p = cdm_result_blob(r, 0, 6, &len);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(memcmp(p, "\0\xff", 2), 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 6), "\\x00ff");
+    ck_assert_str_eq(cdm_result_value(r, 0, 8), "t");
+    ck_assert_str_eq(cdm_result_value(r, 0, 9), "1.50");
+}
+
+#define TYPED_SQL "SELECT '-32768'::int2, 2::int4, 3::int8, 4294967295::oid, " \
+                  "1.5::float4, 0.1::float8, '\\x00ff'::bytea, "             \
+                  "?::text, true, 1.50::numeric, NULL::int"
+
+START_TEST(test_results_typed_by_column)
+{
+    cdm_conn *nc;
+    cdm_result *r = NULL;
+    const void *p;
+    size_t len;
+
+    ck_status(cdm_query(c, TYPED_SQL, P("x"), 1, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    add_def("NoCache", &pg, EXTRA("StatementCacheSize=0"));
+    ck_status(cdm_connect(m, "NoCache", &nc), CDM_OK);
+    ck_status(cdm_query(nc, TYPED_SQL, P("x"), 1, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    cdm_disconnect(nc);
+    ck_status(cdm_query(c, "SELECT '-32768'::int2, 2::int4, 3::int8, "
+                           "4294967295::oid, 1.5::float4, 0.1::float8, "
+                           "'\\x00ff'::bytea, 'x'::text, true, "
+                           "1.50::numeric, NULL::int", NULL, 0, &r), CDM_OK);
+    check_typed_row(r);
+    cdm_result_free(r);
+    /* bytea_output = escape: still the raw bytes, and the \x text. */
+    exec_ok(c, "SET bytea_output = 'escape'");
+    ck_status(cdm_query(c, "SELECT '\\x00ff5c41'::bytea", NULL, 0, &r),
+              CDM_OK);
+    p = cdm_result_blob(r, 0, 0, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(memcmp(p, "\0\xff\\A", 4), 0);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "\\x00ff5c41");
+    cdm_result_free(r);
+}
+END_TEST
+
+START_TEST(test_stmt_prepare_refusals)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    int64_t n = 7;
+
+    ck_status(cdm_prepare(c, "SELECT 1; SELECT 2", &s), CDM_ERR_INVALID);
+    ck_errmsg_has("more than one statement");
+    ck_assert_ptr_null(s);
+    ck_status(cdm_prepare(c, "SELEC ?", &s), CDM_ERR_QUERY);
+    ck_errmsg_has("syntax error");
+    ck_assert_ptr_null(s);
+    /* No statement at all: nothing to query, nothing changed. */
+    ck_status(cdm_prepare(c, "  ", &s), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_INVALID);
+    ck_assert_ptr_null(r);
+    ck_status(cdm_stmt_exec(s, &n), CDM_OK);
+    ck_assert_int_eq(n, 0);
+    cdm_stmt_free(s);
+    /* ?? is a literal ? in a prepared statement too. */
+    ck_status(cdm_prepare(c, "SELECT ?::jsonb ?? 'k'", &s), CDM_OK);
+    ck_assert_uint_eq(cdm_stmt_nparams(s), 1);
+    ck_status(cdm_bind_text(s, 0, "{\"k\": 1}", CDM_NTS), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "t");
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+}
+END_TEST
+
+/* DEALLOCATE ALL on the connection: the cached statement is prepared
+ * again without the caller seeing it, except inside a transaction, where
+ * the failure has aborted the transaction and is reported. */
+START_TEST(test_stmt_stale_after_deallocate_all)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+
+    ck_scalar_p(c, "SELECT ?::int + 1", P("41"), 1, "42");
+    ck_assert_int_eq(prepared_count(c), 1);
+    exec_ok(c, "DEALLOCATE ALL");
+    ck_assert_int_eq(prepared_count(c), 0);
+    ck_scalar_p(c, "SELECT ?::int + 1", P("1"), 1, "2");
+    ck_assert_int_eq(prepared_count(c), 1);
+
+    /* An open statement across it. */
+    ck_status(cdm_prepare(c, "SELECT ?::int * 2", &s), CDM_OK);
+    r = row_of(s, 21);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "42");
+    cdm_result_free(r);
+    exec_ok(c, "DEALLOCATE ALL");
+    r = row_of(s, 5);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "10");
+    cdm_result_free(r);
+    ck_assert_int_eq(prepared_count(c), 1);
+
+    /* Inside a transaction: reported, and the transaction is gone. */
+    ck_status(cdm_begin(c), CDM_OK);
+    exec_ok(c, "DEALLOCATE ALL");
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_QUERY);
+    ck_assert_ptr_null(r);
+    ck_errmsg_has("does not exist");
+    ck_errmsg_has("StatementCacheSize=0");
+    ck_errmsg_has("transaction is aborted");
+    ck_status(cdm_rollback(c), CDM_OK);
+    r = row_of(s, 4);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "8");
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    ck_assert_int_eq(prepared_count(c), 1);
+}
+END_TEST
+
+/* A column changes type under a cached SELECT *: "cached plan must not
+ * change result type" is handled once, by preparing it again. */
+START_TEST(test_stmt_stale_after_alter_table)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+
+    exec_ok(c, "DROP TABLE IF EXISTS pg_alt");
+    exec_ok(c, "CREATE TABLE pg_alt (a int, b int)");
+    exec_ok(c, "INSERT INTO pg_alt VALUES (1, 10), (2, 20)");
+    ck_status(cdm_prepare(c, "SELECT * FROM pg_alt WHERE a = ?", &s), CDM_OK);
+    r = row_of(s, 1);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_INT);
+    cdm_result_free(r);
+    exec_ok(c, "ALTER TABLE pg_alt ALTER COLUMN b TYPE text");
+    r = row_of(s, 2);
+    ck_assert_int_eq(cdm_result_type(r, 0, 1), CDM_TYPE_TEXT);
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), "20");
+    cdm_result_free(r);
+    /* The replanned statement was dropped on the server, not left. */
+    ck_assert_int_eq(prepared_count(c), 1);
+
+    /* Through cdm_query and the cache alike, and inside a transaction
+     * reported instead. */
+    ck_scalar_p(c, "SELECT b FROM pg_alt WHERE a = ?", P("1"), 1, "10");
+    exec_ok(c, "ALTER TABLE pg_alt ADD COLUMN c int");
+    ck_status(cdm_begin(c), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_QUERY);
+    ck_errmsg_has("cached plan must not change result type");
+    ck_errmsg_has("transaction is aborted");
+    ck_status(cdm_rollback(c), CDM_OK);
+    r = row_of(s, 1);
+    ck_assert_uint_eq(cdm_result_ncols(r), 3);
+    cdm_result_free(r);
+    ck_scalar_p(c, "SELECT b FROM pg_alt WHERE a = ?", P("2"), 1, "20");
+    ck_assert_int_eq(prepared_count(c), 2);
+    cdm_stmt_free(s);
+}
+END_TEST
+
+/* An eviction inside a transaction does not DEALLOCATE there (if that
+ * failed it would abort the transaction); it happens after it. */
+START_TEST(test_stmt_evicted_in_transaction)
+{
+    char sql[64];
+
+    add_def("Small", &pg, EXTRA("StatementCacheSize=2"));
+    cdm_disconnect(c);
+    ck_status(cdm_connect(m, "Small", &c), CDM_OK);
+    ck_scalar_p(c, "SELECT ?::int + 0", P("1"), 1, "1");
+    ck_status(cdm_begin(c), CDM_OK);
+    exec_ok(c, "DEALLOCATE ALL");    /* the DEALLOCATE of it would fail */
+    for (int k = 1; k <= 3; k++) {
+        snprintf(sql, sizeof sql, "SELECT ?::int + %d", k);
+        ck_scalar_p(c, sql, P("1"), 1, k == 1 ? "2" : k == 2 ? "3" : "4");
+    }
+    /* Still open: the evicted statements were not touched in it. */
+    ck_status(cdm_commit(c), CDM_OK);
+    /* "+ 1" waits to be dropped ("+ 0" is gone already). */
+    ck_assert_int_eq(prepared_count(c), 3);
+    ck_scalar_p(c, "SELECT ?::int + 3", P("1"), 1, "4");
+    ck_assert_int_eq(prepared_count(c), 2);
+}
+END_TEST
+
+/* POOL_ResetOnRelease (DISCARD ALL) drops them; the next use prepares
+ * again. */
+START_TEST(test_stmt_reset_on_release_drops_them)
+{
+    cdm_conn *p;
+
+    add_def("ResetStmt", &pg, EXTRA("Pooled=True", "POOL_MaximumItems=1",
+                                    "POOL_ResetOnRelease=True"));
+    ck_status(cdm_connect(m, "ResetStmt", &p), CDM_OK);
+    ck_scalar_p(p, "SELECT ?::int + 1", P("1"), 1, "2");
+    ck_scalar_p(p, "SELECT ?::int + 2", P("1"), 1, "3");
+    ck_assert_int_eq(prepared_count(p), 2);
+    cdm_disconnect(p);
+    ck_status(cdm_connect(m, "ResetStmt", &p), CDM_OK);
+    ck_assert_int_eq(prepared_count(p), 0);
+    ck_scalar_p(p, "SELECT ?::int + 1", P("2"), 1, "3");
+    ck_assert_int_eq(prepared_count(p), 1);
+    cdm_disconnect(p);
+
+    /* Without the reset they stay for the next borrower. */
+    add_def("KeepStmt", &pg, EXTRA("Pooled=True", "POOL_MaximumItems=1"));
+    ck_status(cdm_connect(m, "KeepStmt", &p), CDM_OK);
+    ck_scalar_p(p, "SELECT ?::int + 1", P("1"), 1, "2");
+    cdm_disconnect(p);
+    ck_status(cdm_connect(m, "KeepStmt", &p), CDM_OK);
+    ck_assert_int_eq(prepared_count(p), 1);
+    cdm_disconnect(p);
+}
+END_TEST
+
+/* StatementCacheSize=0: nothing is kept on the server, not even by
+ * cdm_prepare (each run sends the SQL with its values); typed values as
+ * with a cache, an error in the SQL at the first run. */
+START_TEST(test_stmt_without_cache_keeps_nothing)
+{
+    cdm_conn *nc;
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    const void *p;
+    size_t len;
+    int64_t i;
+
+    add_def("NoCache", &pg, EXTRA("StatementCacheSize=0"));
+    ck_status(cdm_connect(m, "NoCache", &nc), CDM_OK);
+    ck_status(cdm_prepare(nc, "SELECT ?::bytea, ?::int8 + 1, ?, ?", &s),
+              CDM_OK);
+    ck_assert_uint_eq(cdm_stmt_nparams(s), 4);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    for (int k = 0; k < 3; k++) {
+        ck_status(cdm_bind_blob(s, 0, "\0\xff", 2), CDM_OK);
+        ck_status(cdm_bind_int64(s, 1, INT64_MAX - 1), CDM_OK);
+        ck_status(cdm_bind_text(s, 2, "t\xc3\xa9", CDM_NTS), CDM_OK);
+        ck_status(cdm_bind_double(s, 3, -0.0), CDM_OK);
+        ck_status(cdm_stmt_query(s, &r), CDM_OK);
+        p = cdm_result_blob(r, 0, 0, &len);
+        ck_assert_uint_eq(len, 2);
+        ck_assert_int_eq(memcmp(p, "\0\xff", 2), 0);
+        ck_status(cdm_result_int64(r, 0, 1, &i), CDM_OK);
+        ck_assert(i == INT64_MAX);
+        ck_assert_str_eq(cdm_result_value(r, 0, 2), "t\xc3\xa9");
+        ck_assert_str_eq(cdm_result_value(r, 0, 3), "-0");
+        cdm_result_free(r);
+        r = NULL;
+    }
+    ck_assert_int_eq(prepared_count(nc), 0);
+    /* A BLOB where the SQL wants a number: the server refuses it. */
+    ck_status(cdm_bind_blob(s, 1, "\0\0\0\1", 4), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_ERR_QUERY);
+    ck_assert_ptr_null(r);
+    cdm_stmt_free(s);
+    ck_status(cdm_prepare(nc, "SELEC ?", &s), CDM_OK);
+    ck_status(cdm_bind_int64(s, 0, 1), CDM_OK);
+    ck_status(cdm_stmt_exec(s, NULL), CDM_ERR_QUERY);
+    ck_errmsg_has("syntax error");
+    cdm_stmt_free(s);
+    ck_status(cdm_prepare(nc, "SELECT ?; SELECT 2", &s), CDM_ERR_INVALID);
+    ck_assert_int_eq(prepared_count(nc), 0);
+    cdm_disconnect(nc);
+}
+END_TEST
+
+/* 16 threads, 10 parameterised statements, a cache of 4 (evicting), while
+ * close_def and a set_param that bumps the pool's generation race them:
+ * every answer right, and afterwards no pooled session holds more
+ * statements than its cache. */
+#define SC_THREADS 16
+#define SC_MAX 6
+
+struct sc_race {
+    atomic_bool stop;
+    atomic_long ok, wrong, failed;
+    char first_error[256];
+    atomic_flag error_taken;
+};
+
+static void sc_failed(struct sc_race *st, const char *what)
+{
+    atomic_fetch_add(&st->failed, 1);
+    if (!atomic_flag_test_and_set(&st->error_taken))
+        snprintf(st->first_error, sizeof st->first_error, "%s: %s", what,
+                 cdm_errmsg());
+}
+
+static void *sc_worker(void *arg)
+{
+    struct sc_race *st = arg;
+    unsigned k = (unsigned)(uintptr_t)&k;
+
+    while (!atomic_load(&st->stop)) {
+        cdm_conn *b = NULL;
+        cdm_stmt *s = NULL;
+        cdm_result *r = NULL;
+        char sql[64], num[24];
+        int64_t v = -1;
+        int which = (int)(k++ % 10);
+        int64_t x = (int64_t)(k % 1000);
+
+        snprintf(sql, sizeof sql, "SELECT ?::int8 * 100 + %d", which);
+        if (cdm_connect(m, "Cached", &b) != CDM_OK) {
+            sc_failed(st, "connect");
+            continue;
+        }
+        if (k % 2) {
+            if (cdm_prepare(b, sql, &s) == CDM_OK &&
+                cdm_bind_int64(s, 0, x) == CDM_OK &&
+                cdm_stmt_query(s, &r) == CDM_OK &&
+                cdm_result_int64(r, 0, 0, &v) == CDM_OK)
+                atomic_fetch_add(v == x * 100 + which ? &st->ok : &st->wrong,
+                                 1);
+            else
+                sc_failed(st, "cdm_prepare");
+            cdm_stmt_free(s);
+        } else {
+            snprintf(num, sizeof num, "%" PRId64, x);
+            if (cdm_query(b, sql, P(num), 1, &r) == CDM_OK &&
+                cdm_result_int64(r, 0, 0, &v) == CDM_OK)
+                atomic_fetch_add(v == x * 100 + which ? &st->ok : &st->wrong,
+                                 1);
+            else
+                sc_failed(st, "cdm_query");
+        }
+        cdm_result_free(r);
+        cdm_disconnect(b);
+    }
+    return NULL;
+}
+
+START_TEST(test_stmt_cache_under_the_pool)
+{
+    struct sc_race st = { .error_taken = ATOMIC_FLAG_INIT };
+    pthread_t t[SC_THREADS];
+    int run_ms = tu_env_ms("CDM_RACE_SECONDS", 2000, 50);
+    cdm_conn *held[SC_MAX];
+    long long end;
+    unsigned flip = 0;
+
+    add_def("Cached", &pg, EXTRA("Pooled=True", "POOL_MaximumItems=6",
+                                 "StatementCacheSize=4"));
+    for (int i = 0; i < SC_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, sc_worker, &st), 0);
+    end = tu_now_ms() + run_ms;
+    while (tu_now_ms() < end) {
+        if (flip++ % 2)
+            ck_status(cdm_manager_close_def(m, "Cached"), CDM_OK);
+        else
+            ck_status(cdm_manager_set_param(m, "Cached", "ApplicationName",
+                                            flip % 4 ? "cdm-a" : "cdm-b"),
+                      CDM_OK);
+        /* Pacing the changes, not synchronisation: a PostgreSQL connect
+         * takes ~15 ms (SCRAM), and each change reopens the pool. */
+        tu_sleep_ms(200);
+    }
+    atomic_store(&st.stop, true);
+    for (int i = 0; i < SC_THREADS; i++)
+        pthread_join(t[i], NULL);
+    printf("pg cache race: %ld right, %ld wrong, %ld failed\n",
+           atomic_load(&st.ok), atomic_load(&st.wrong),
+           atomic_load(&st.failed));
+    ck_assert_int_eq(atomic_load(&st.wrong), 0);
+    ck_assert_msg(atomic_load(&st.failed) == 0, "%ld failed, first: %s",
+                  atomic_load(&st.failed), st.first_error);
+    ck_assert_int_gt(atomic_load(&st.ok), 0);
+    /* Every connection of the pool at once: at most its cache each. */
+    for (int i = 0; i < SC_MAX; i++) {
+        ck_status(cdm_connect(m, "Cached", &held[i]), CDM_OK);
+        ck_assert_int_le(prepared_count(held[i]), 4);
+    }
+    for (int i = 0; i < SC_MAX; i++)
+        cdm_disconnect(held[i]);
+}
+END_TEST
+
 /* ---------------------------------------------------------- PgBouncer */
 
+/* Server-side prepared statements do not survive a transaction through
+ * PgBouncer in transaction mode: no statement cache (the README says so). */
 static void add_bouncer_def(void)
 {
-    add_def("Bouncer", &bouncer, EXTRA("Pooled=True", "POOL_MaximumItems=8"));
+    add_def("Bouncer", &bouncer, EXTRA("Pooled=True", "POOL_MaximumItems=8",
+                                       "StatementCacheSize=0"));
 }
 
 START_TEST(test_bouncer_params)
@@ -1378,7 +2043,9 @@ END_TEST
 
 struct bnc_worker {
     int index;
+    bool typed;       /* cdm_prepare with an int64 and a BLOB bound */
     int ok;
+    int wrong;
     int failures;
     char first_error[256];
 };
@@ -1396,8 +2063,19 @@ static void *bnc_worker_main(void *arg)
         snprintf(in, sizeof in, "%d", w->index * 1000 + i);
         snprintf(want, sizeof want, "%d", (w->index * 1000 + i) * 2);
         rc = cdm_connect(m, "Bouncer", &b);
-        if (rc == CDM_OK)
+        if (rc == CDM_OK && w->typed) {
+            cdm_stmt *s = NULL;
+            /* The BLOB's length joins the answer: 2 * in + 3. */
+            snprintf(want, sizeof want, "%d", (w->index * 1000 + i) * 2 + 3);
+            if ((rc = cdm_prepare(b, "SELECT ?::int8 * 2 + length(?)",
+                                  &s)) == CDM_OK &&
+                (rc = cdm_bind_int64(s, 0, w->index * 1000 + i)) == CDM_OK &&
+                (rc = cdm_bind_blob(s, 1, "\0\1\0", 3)) == CDM_OK)
+                rc = cdm_stmt_query(s, &r);
+            cdm_stmt_free(s);
+        } else if (rc == CDM_OK) {
             rc = cdm_query(b, "SELECT ?::int * 2", P(in), 1, &r);
+        }
         if (rc == CDM_OK) {
             const char *v = cdm_result_value(r, 0, 0);
             if (v && strcmp(v, want) == 0) {
@@ -1405,6 +2083,7 @@ static void *bnc_worker_main(void *arg)
             } else {
                 snprintf(msg, sizeof msg, "got '%s', want '%s'",
                          v ? v : "(null)", want);
+                w->wrong++;
                 rc = -1;
             }
             cdm_result_free(r);
@@ -1446,6 +2125,65 @@ START_TEST(test_bouncer_threads)
 }
 END_TEST
 
+/* Without a cache, cdm_prepare keeps nothing on the server, so typed
+ * values (a BLOB among them) work through PgBouncer too. */
+START_TEST(test_bouncer_typed_statements)
+{
+    pthread_t th[BNC_THREADS];
+    struct bnc_worker w[BNC_THREADS];
+
+    add_bouncer_def();
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        w[i].index = i;
+        w[i].typed = true;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, bnc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < BNC_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        ck_assert_msg(w[i].failures == 0, "thread %d: %d failures, first: %s",
+                      i, w[i].failures, w[i].first_error);
+        ck_assert_int_eq(w[i].ok, BNC_CYCLES);
+    }
+}
+END_TEST
+
+/* With a statement cache through PgBouncer in transaction mode the
+ * statement is prepared on one server connection and run on another: the
+ * run fails (once prepared again, it may fail again), and the message
+ * says what to do.  It never runs another client's statement (names are
+ * random per connection). */
+START_TEST(test_bouncer_statement_cache_fails_clearly)
+{
+    pthread_t th[BNC_THREADS];
+    struct bnc_worker w[BNC_THREADS];
+    int failures = 0;
+
+    add_def("Bouncer", &bouncer, EXTRA("Pooled=True", "POOL_MaximumItems=8",
+                                       "StatementCacheSize=32"));
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        w[i].index = i;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, bnc_worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < BNC_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < BNC_THREADS; i++) {
+        ck_assert_int_eq(w[i].wrong, 0);
+        ck_assert_int_eq(w[i].ok + w[i].failures, BNC_CYCLES);
+        if (w[i].failures)
+            ck_assert_msg(strstr(w[i].first_error, "StatementCacheSize=0"),
+                          "thread %d: %s", i, w[i].first_error);
+        failures += w[i].failures;
+    }
+    printf("PgBouncer with a statement cache: %d of %d failed\n", failures,
+           BNC_THREADS * BNC_CYCLES);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -1463,7 +2201,8 @@ int main(void)
     TCase *tx = tcase_create("scripts");
     TCase *tm = tcase_create("misc");
     TCase *tg = tcase_create("pgbouncer");
-    TCase *all[] = { tv, tb, tq, te, tc, ta, ts, tt, tp, tx, tm, tg };
+    TCase *tst = tcase_create("statements");
+    TCase *all[] = { tv, tb, tq, te, tc, ta, ts, tt, tp, tx, tm, tg, tst };
 
     tu_need_server("PG", &pg);
     tu_need_server("PGBOUNCER", &bouncer);
@@ -1537,6 +2276,21 @@ int main(void)
     tcase_add_test(tg, test_bouncer_transactions);
     tcase_add_test(tg, test_bouncer_set_local_gone_after_commit);
     tcase_add_test(tg, test_bouncer_threads);
+    tcase_add_test(tg, test_bouncer_typed_statements);
+    tcase_add_test(tg, test_bouncer_statement_cache_fails_clearly);
+
+    tcase_add_test(tst, test_stmt_round_trip_every_type);
+    tcase_add_test(tst, test_stmt_doubles_exact);
+    tcase_add_test(tst, test_stmt_text_with_nul_refused);
+    tcase_add_test(tst, test_stmt_blob_needs_bytea);
+    tcase_add_test(tst, test_results_typed_by_column);
+    tcase_add_test(tst, test_stmt_prepare_refusals);
+    tcase_add_test(tst, test_stmt_stale_after_deallocate_all);
+    tcase_add_test(tst, test_stmt_stale_after_alter_table);
+    tcase_add_test(tst, test_stmt_evicted_in_transaction);
+    tcase_add_test(tst, test_stmt_reset_on_release_drops_them);
+    tcase_add_test(tst, test_stmt_without_cache_keeps_nothing);
+    tcase_add_test(tst, test_stmt_cache_under_the_pool);
 
     return tu_run(s);
 }
