@@ -280,7 +280,7 @@ struct cdm_value {
 };
 
 /* Internal status of a driver's run: the server forgot the statement. */
-#define CDM__STALE (-2)
+#define CDM__STALE (-3)
 
 
 
