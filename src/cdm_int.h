@@ -302,6 +302,9 @@ struct cdm_names {
     size_t cap, used, live;   /* used counts removed entries too */
 };
 struct cdm_def *cdm__names_get(const struct cdm_names *ix, const char *name);
+/* cdm__names_get as a cdm_lookup_fn (ctx: the index), for
+ * cdm__resolve_chain over a set of definitions no manager holds. */
+struct cdm_def *cdm__names_lookup(void *ix, const char *name);
 /* Room for n more names, so that adding them allocates nothing. */
 int cdm__names_reserve(struct cdm_names *ix, size_t n);
 /* Adds `d` (replacing an entry of the same name). */

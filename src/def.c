@@ -254,14 +254,24 @@ static bool is_pool_key(const char *key)
     return strncasecmp(key, "POOL_", 5) == 0;
 }
 
-/* "POOL_A, POOL_B have no effect: Pooled=False, so ..." for the POOL_*
- * keys `names` (", "-separated, `n` of them); NULL if out of memory. */
-static char *unpooled_text(const char *where, const char *names, size_t n,
-                           const char *pooled)
+/* Warns "POOL_A, POOL_B have no effect: Pooled=False, so ..." for the
+ * POOL_* keys `names` (", "-separated, `n` of them), at the first of them
+ * (`key`, on `line`, with `where` naming it). */
+static void warn_unpooled(cdm_warn_fn warn, void *ctx, const char *where,
+                          int line, const char *def, const char *key,
+                          const struct cdm_buf *names, size_t n, bool pooled)
 {
-    return cdm__asprintf("%s: %s %s no effect: %s, so connections are not "
+    char *text;
+
+    if (names->failed)
+        return;
+    text = cdm__asprintf("%s: %s %s no effect: %s, so connections are not "
                          "pooled (set Pooled=True to pool them)", where,
-                         names, n == 1 ? "has" : "have", pooled);
+                         names->s, n == 1 ? "has" : "have",
+                         pooled ? "Pooled=False" : "Pooled is not set");
+    if (text)
+        issue(warn, ctx, CDM_LOG_WARN, line, def, key, text);
+    free(text);
 }
 
 /* POOL_* keys a definition sets itself while it is not pooled: a
@@ -274,7 +284,7 @@ static void check_unpooled(const struct cdm_def *d, cdm_warn_fn warn,
     const struct cdm_kv *pooled = cdm__def_find(d, "Pooled");
     const struct cdm_kv *first = NULL;
     struct cdm_buf names = { 0 };
-    char where[512], *text;
+    char where[512];
     size_t n = 0;
     bool on;
 
@@ -288,14 +298,10 @@ static void check_unpooled(const struct cdm_def *d, cdm_warn_fn warn,
             if (!first)
                 first = &d->kv[i];
         }
-    if (first && !names.failed) {
+    if (first) {
         cdm__def_where(d, first, where, sizeof where);
-        text = unpooled_text(where, names.s, n,
-                             pooled ? "Pooled=False" : "Pooled is not set");
-        if (text)
-            issue(warn, ctx, CDM_LOG_WARN, def_line(d, first), d->name,
-                  first->key, text);
-        free(text);
+        warn_unpooled(warn, ctx, where, def_line(d, first), d->name,
+                      first->key, &names, n, pooled != NULL);
     }
     cdm__buf_free(&names);
 }
@@ -788,7 +794,7 @@ static void report_unpooled(const struct cdm_resolved *r,
     const struct cdm_rkv *pooled = cdm__rfind(r, "Pooled");
     const struct cdm_rkv *first = NULL;
     struct cdm_buf names = { 0 };
-    char where[512], *text;
+    char where[512];
     size_t n = 0;
     bool on;
 
@@ -800,14 +806,10 @@ static void report_unpooled(const struct cdm_resolved *r,
             if (!first)
                 first = &r->kv[i];
         }
-    if (first && !names.failed) {
+    if (first) {
         cdm__rkv_where(r, first, where, sizeof where);
-        text = unpooled_text(where, names.s, n,
-                             pooled ? "Pooled=False" : "Pooled is not set");
-        if (text)
-            issue(rp->fn, rp->ctx, CDM_LOG_WARN, rkv_line(first), r->name,
-                  first->key, text);
-        free(text);
+        warn_unpooled(rp->fn, rp->ctx, where, rkv_line(first), r->name,
+                      first->key, &names, n, pooled != NULL);
     }
     cdm__buf_free(&names);
 }

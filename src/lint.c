@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 struct item {
@@ -167,57 +166,23 @@ static void dedupe(struct lint *l)
     l->n = out;
 }
 
-/* Definitions by name for the parent lookups: sorted once, so that a
- * file of n definitions is checked in n log n. */
-static int def_order(const void *pa, const void *pb)
-{
-    const struct cdm_def *const *a = pa, *const *b = pb;
-
-    return strcasecmp((*a)->name, (*b)->name);
-}
-
-struct byname {
-    struct cdm_def **v;
-    size_t n;
-};
-
-static struct cdm_def *lookup(void *ctx, const char *name)
-{
-    const struct byname *b = ctx;
-    size_t lo = 0, hi = b->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcasecmp(name, b->v[mid]->name);
-        if (c == 0)
-            return b->v[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
-}
-
 /* Every definition resolved as a connect would, reporting all it finds;
  * then the pool's own rules for the pooled ones that resolve. */
 static int check_defs(struct lint *l, struct cdm_loaded *ld)
 {
-    struct byname b = { NULL, ld->ndefs };
+    struct cdm_names byname = { 0 };
 
-    if (ld->ndefs && !(b.v = malloc(ld->ndefs * sizeof *b.v)))
+    /* Parents are found through the file's own index. */
+    if (cdm__names_build(&byname, ld->defs, ld->ndefs) != CDM_OK)
         return cdm__nomem();
-    if (ld->ndefs) {
-        memcpy(b.v, ld->defs, ld->ndefs * sizeof *b.v);
-        qsort(b.v, b.n, sizeof *b.v, def_order);
-    }
     for (size_t i = 0; i < ld->ndefs && !l->nomem; i++) {
         const struct cdm_def *d = ld->defs[i];
         struct cdm_resolved *r = NULL;
-        int rc = cdm__resolve_report(d->name, lookup, &b, collect, l, &r);
+        int rc = cdm__resolve_report(d->name, cdm__names_lookup, &byname,
+                                     collect, l, &r);
 
         if (rc == CDM_ERR_NOMEM) {
-            free(b.v);
+            cdm__names_clear(&byname);
             return rc;
         }
         if (rc == CDM_OK && cdm__rget_bool(r, "Pooled") &&
@@ -225,7 +190,7 @@ static int check_defs(struct lint *l, struct cdm_loaded *ld)
             collect_errmsg(l, CDM_LOG_ERROR, r->line, d->name);
         cdm__resolved_free(r);
     }
-    free(b.v);
+    cdm__names_clear(&byname);
     return l->nomem ? cdm__nomem() : CDM_OK;
 }
 

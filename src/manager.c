@@ -502,11 +502,6 @@ static void guard_end(struct guard *g)
     free(g->ok);
 }
 
-static struct cdm_def *names_lookup(void *ctx, const char *name)
-{
-    return cdm__names_get(ctx, name);
-}
-
 /* The manager's definitions but one, as they would be without it. */
 struct without {
     cdm_manager *m;
@@ -721,7 +716,7 @@ int cdm_manager_reload(cdm_manager *m)
     /* The safety rule, on the definitions as the reload would leave them. */
     if (rc == CDM_OK &&
         (rc = guard_begin(m, &g, cdm__manager_lookup, m)) == CDM_OK) {
-        rc = guard_check(&g, names_lookup, &fresh);
+        rc = guard_check(&g, cdm__names_lookup, &fresh);
         if (rc == CDM_OK)
             note_reload(m, &g, &fresh, &notes);
         guard_end(&g);

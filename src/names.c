@@ -63,6 +63,11 @@ static struct cdm_name_slot *find(const struct cdm_names *ix,
     }
 }
 
+struct cdm_def *cdm__names_lookup(void *ix, const char *name)
+{
+    return cdm__names_get(ix, name);
+}
+
 struct cdm_def *cdm__names_get(const struct cdm_names *ix, const char *name)
 {
     struct cdm_name_slot *e = find(ix, name, hash(name));

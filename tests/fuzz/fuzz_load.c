@@ -158,36 +158,6 @@ static void check_issue(void *ctx, const struct cdm_issue *is)
     check_text(is->text);
 }
 
-struct byname {
-    struct cdm_def **v;
-    size_t n;
-};
-
-static int def_order(const void *pa, const void *pb)
-{
-    const struct cdm_def *const *a = pa, *const *b = pb;
-
-    return strcasecmp((*a)->name, (*b)->name);
-}
-
-static struct cdm_def *lookup(void *ctx, const char *name)
-{
-    const struct byname *b = ctx;
-    size_t lo = 0, hi = b->n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcasecmp(name, b->v[mid]->name);
-        if (c == 0)
-            return b->v[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
-}
-
 static void same_resolved(const struct cdm_resolved *a,
                           const struct cdm_resolved *b)
 {
@@ -203,21 +173,19 @@ static void same_resolved(const struct cdm_resolved *a,
  * connect would fail with" is what the report returns. */
 static void resolve_all(const struct cdm_loaded *ld)
 {
-    struct byname b = { NULL, ld->ndefs };
+    struct cdm_names b = { 0 };
 
     if (!ld->ndefs)
         return;
-    require((b.v = malloc(ld->ndefs * sizeof *b.v)) != NULL);
-    memcpy(b.v, ld->defs, ld->ndefs * sizeof *b.v);
-    qsort(b.v, b.n, sizeof *b.v, def_order);
+    require(cdm__names_build(&b, ld->defs, ld->ndefs) == CDM_OK);
     for (size_t i = 0; i < ld->ndefs; i++) {
         const struct cdm_def *d = ld->defs[i];
         struct cdm_resolved *reported = NULL, *strict = NULL;
         int rc_report, rc_strict;
 
-        rc_report = cdm__resolve_report(d->name, lookup, &b, check_issue,
+        rc_report = cdm__resolve_report(d->name, cdm__names_lookup, &b, check_issue,
                                         NULL, &reported);
-        rc_strict = cdm__resolve_chain(d->name, lookup, &b, &strict);
+        rc_strict = cdm__resolve_chain(d->name, cdm__names_lookup, &b, &strict);
         if (rc_strict == CDM_OK)
             rc_strict = cdm__resolve_finish(strict);
         check_text(cdm_errmsg());
@@ -231,7 +199,7 @@ static void resolve_all(const struct cdm_loaded *ld)
         cdm__resolved_free(reported);
         cdm__resolved_free(strict);
     }
-    free(b.v);
+    cdm__names_clear(&b);
 }
 
 /* ------------------------------------------------------ cdm check */
