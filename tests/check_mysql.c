@@ -2171,6 +2171,36 @@ START_TEST(test_stmt_echo_types)
 }
 END_TEST
 
+/* A cached statement keeps its column buffers from run to run and grows
+ * them after a longer value: each length comes back whole, longer and
+ * shorter than the last, past the first buffer and past the largest. */
+START_TEST(test_stmt_value_lengths)
+{
+    static const int64_t lens[] = { 300, 10, 5000, 0, 255, 256, 257,
+                                    1024 * 1024 + 10, 300, 70000 };
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+
+    ck_status(cdm_prepare(c, "SELECT REPEAT('x', ?) AS v, ? AS n", &s),
+              CDM_OK);
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        const char *v;
+        int64_t n;
+        ck_status(cdm_bind_int64(s, 0, lens[i]), CDM_OK);
+        ck_status(cdm_bind_int64(s, 1, (int64_t)i), CDM_OK);
+        ck_status(cdm_stmt_query(s, &r), CDM_OK);
+        ck_assert_uint_eq(cdm_result_length(r, 0, 0), (size_t)lens[i]);
+        v = cdm_result_value(r, 0, 0);
+        ck_assert_uint_eq(strlen(v), (size_t)lens[i]);
+        ck_assert(strspn(v, "x") == (size_t)lens[i]);
+        ck_status(cdm_result_int64(r, 0, 1, &n), CDM_OK);
+        ck_assert_int_eq(n, (int64_t)i);
+        cdm_result_free(r);
+    }
+    cdm_stmt_free(s);
+}
+END_TEST
+
 /* Types by column on both protocols; an unsigned BIGINT above INT64_MAX
  * stays an INT with its exact text, and cdm_result_int64 refuses it. */
 START_TEST(test_stmt_types_by_column)
@@ -2653,6 +2683,7 @@ int main(void)
 
     tcase_add_test(ts, test_stmt_round_trip_every_type);
     tcase_add_test(ts, test_stmt_echo_types);
+    tcase_add_test(ts, test_stmt_value_lengths);
     tcase_add_test(ts, test_stmt_types_by_column);
     tcase_add_test(ts, test_stmt_cached_one_round_trip);
     tcase_add_test(ts, test_stmt_stale_prepared_again);

@@ -480,11 +480,49 @@ static int plain(MYSQL *db, const char *sql, int64_t *affected, cdm_result **out
  * through the fields mariadb_stmt.h makes public (`mysql`, `list`).
  */
 
+/* How one result column is fetched: integers into `num` (LONGLONG, signed
+ * or not as the column), FLOAT as a float and DOUBLE as a double into
+ * `num`, anything else as bytes into `buf` (a longer value is fetched
+ * whole on its own). */
+struct col {
+    /* What the layout was made for (compared after each execute). */
+    enum enum_field_types ftype;
+    unsigned int fflags, charsetnr;
+    int type;               /* CDM_TYPE_* */
+    bool is_unsigned;
+    bool single;            /* a FLOAT column, fetched as a float */
+    bool client_text;       /* the text is the client library's (below) */
+    union {
+        int64_t i;
+        uint64_t u;
+        double d;
+        float f;
+    } num;
+    char *buf;
+    unsigned long cap;
+    unsigned long len;
+    unsigned long want;     /* the longest value this result, if > cap */
+    my_bool isnull, err;
+};
+
+/* Buffers start at BUF_MIN and grow, from one run to the next, to the
+ * longest value a column had, up to BUF_MAX; a longer value is fetched
+ * again whole. */
+#define BUF_MIN 256
+#define BUF_MAX (1024 * 1024)
+
 struct my_ps {
     MYSQL_STMT *st;         /* NULL once exec_fail closed it */
     unsigned long nparams;
     MYSQL_BIND *pb;         /* nparams: the values, bound again each run */
     unsigned long *plen;
+    /* The result columns' buffers, bound to st and kept from run to run
+     * while the columns keep their types (a parameter's type can change
+     * them: SELECT ?+1 is DOUBLE for a string and BIGINT for an
+     * integer).  None while ncols is 0. */
+    unsigned int ncols;
+    MYSQL_BIND *rb;
+    struct col *cols;
 };
 
 /* Takes st off its connection's list of statements, so that closing it
@@ -506,6 +544,18 @@ static void cut_loose(MYSQL_STMT *st)
     st->mysql = NULL;
 }
 
+/* Forgets p's result columns. */
+static void drop_layout(struct my_ps *p)
+{
+    for (unsigned int c = 0; c < p->ncols; c++)
+        free(p->cols[c].buf);
+    free(p->cols);
+    free(p->rb);
+    p->cols = NULL;
+    p->rb = NULL;
+    p->ncols = 0;
+}
+
 static void my_unprepare(void *dc, void *ps, bool server_knows)
 {
     struct my_ps *p = ps;
@@ -517,6 +567,7 @@ static void my_unprepare(void *dc, void *ps, bool server_knows)
         ready();
         mysql_stmt_close(p->st);
     }
+    drop_layout(p);
     free(p->pb);
     free(p->plen);
     free(p);
@@ -525,7 +576,6 @@ static void my_unprepare(void *dc, void *ps, bool server_knows)
 static int my_prepare(void *dc, const char *sql, void **ps, size_t *nparams)
 {
     MYSQL *db = dc;
-    my_bool update = 1;
     struct my_ps *p;
     size_t n;
     bool multi;
@@ -561,8 +611,6 @@ static int my_prepare(void *dc, const char *sql, void **ps, size_t *nparams)
         my_unprepare(db, p, true);
         return cdm__nomem();
     }
-    /* Column max_length from mysql_stmt_store_result sizes the buffers. */
-    mysql_stmt_attr_set(p->st, STMT_ATTR_UPDATE_MAX_LENGTH, &update);
     *nparams = p->nparams;
     *ps = p;
     return CDM_OK;
@@ -599,32 +647,6 @@ static void bind_value(MYSQL_BIND *b, unsigned long *len,
         break;
     }
 }
-
-/* How one result column is fetched: integers into `num` (LONGLONG, signed
- * or not as the column), FLOAT as a float and DOUBLE as a double into
- * `num`, anything else as bytes into `buf` (a longer value is fetched
- * whole on its own). */
-struct col {
-    int type;               /* CDM_TYPE_* */
-    bool is_unsigned;
-    bool single;            /* a FLOAT column, fetched as a float */
-    bool client_text;       /* the text is the client library's (below) */
-    union {
-        int64_t i;
-        uint64_t u;
-        double d;
-        float f;
-    } num;
-    char *buf;
-    unsigned long cap;
-    unsigned long len;
-    my_bool isnull, err;
-};
-
-/* Buffers start at the column's longest value (STMT_ATTR_UPDATE_MAX_LENGTH)
- * within these bounds; a longer value is fetched again whole. */
-#define BUF_MIN 256
-#define BUF_MAX (1024 * 1024)
 
 /* The value of column c of the current row as text, as Connector/C
  * converts it (the same text the text protocol gives for FLOAT, DOUBLE
@@ -710,7 +732,9 @@ static int set_cell(MYSQL_STMT *st, cdm_result *r, unsigned int c,
     }
     if (k->len > k->cap) {
         /* Longer than the buffer: fetched whole on its own (the bound
-         * buffer stays as it is for the next row). */
+         * buffer grows after the result, for the next run). */
+        if (k->len > k->want)
+            k->want = k->len;
         MYSQL_BIND b;
         char *whole = malloc(k->len + 1);
         if (!whole)
@@ -759,36 +783,47 @@ static int drain(MYSQL_STMT *st)
     return status > 0 ? stmt_fail(st) : CDM_OK;
 }
 
-/* Fetches a statement's rows, each value by its column's type. */
-static int fetch_all(MYSQL_STMT *st, cdm_result **out)
+/* Whether p's result columns, bound to st, are made for the columns st
+ * has after this execute (Connector/C updates their types in place). */
+static bool layout_fits(const struct my_ps *p, unsigned int ncols)
 {
-    unsigned int ncols = mysql_stmt_field_count(st);
-    MYSQL_RES *meta = NULL;
-    MYSQL_FIELD *f;
-    MYSQL_BIND *b = NULL;
-    struct col *k = NULL;
-    cdm_result *r = NULL;
-    int rc = CDM_OK, frc = 0;
+    const MYSQL_STMT *st = p->st;
 
-    /* Stored first: that sets each column's max_length.  The columns are
-     * read after the execute: a parameter's type can change them. */
-    if (mysql_stmt_store_result(st))
-        return stmt_fail(st);
-    if (!(meta = mysql_stmt_result_metadata(st))) {
-        release(st);
-        return cdm__nomem();
+    if (!p->ncols || ncols != p->ncols || !st->bind_result_done)
+        return false;
+    for (unsigned int c = 0; c < ncols; c++) {
+        const MYSQL_FIELD *f = &st->fields[c];
+        const struct col *k = &p->cols[c];
+        if (f->type != k->ftype || f->flags != k->fflags ||
+            f->charsetnr != k->charsetnr)
+            return false;
     }
-    f = mysql_fetch_fields(meta);
-    if ((rc = cdm__result_new(ncols, &r)) != CDM_OK)
-        goto out;
+    return true;
+}
+
+/* Makes and binds p's result columns for the columns st has now. */
+static int make_layout(struct my_ps *p, unsigned int ncols)
+{
+    const MYSQL_FIELD *f = p->st->fields;
+    MYSQL_BIND *b;
+    struct col *k;
+    int rc;
+
+    drop_layout(p);
     b = calloc(ncols, sizeof *b);
     k = calloc(ncols, sizeof *k);
     if (!b || !k) {
-        rc = cdm__nomem();
-        goto out;
+        free(b);
+        free(k);
+        return cdm__nomem();
     }
-    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++) {
-        rc = cdm__result_set_colname(r, c, f[c].name);
+    p->rb = b;
+    p->cols = k;
+    p->ncols = ncols;
+    for (unsigned int c = 0; c < ncols; c++) {
+        k[c].ftype = f[c].type;
+        k[c].fflags = f[c].flags;
+        k[c].charsetnr = f[c].charsetnr;
         k[c].type = field_type(&f[c]);
         b[c].is_null = &k[c].isnull;
         b[c].error = &k[c].err;
@@ -810,48 +845,84 @@ static int fetch_all(MYSQL_STMT *st, cdm_result **out)
                                            : MYSQL_TYPE_DOUBLE;
             b[c].buffer = &k[c].num;
         } else {
-            unsigned long size = f[c].max_length;
-            size = size < BUF_MIN ? BUF_MIN : size > BUF_MAX ? BUF_MAX : size;
-            if (!(k[c].buf = malloc(size))) {
-                rc = cdm__nomem();
-                break;
+            if (!(k[c].buf = malloc(BUF_MIN))) {
+                drop_layout(p);
+                return cdm__nomem();
             }
-            k[c].cap = size;
+            k[c].cap = BUF_MIN;
             /* Dates, times and decimals as text the way the text
              * protocol prints them; strings and bytes as they are. */
             b[c].buffer_type = MYSQL_TYPE_STRING;
             b[c].buffer = k[c].buf;
-            b[c].buffer_length = size;
+            b[c].buffer_length = BUF_MIN;
         }
     }
-    if (rc != CDM_OK)
-        goto out;
-    if (mysql_stmt_bind_result(st, b)) {
-        rc = stmt_fail(st);
-        goto out;
+    if (mysql_stmt_bind_result(p->st, b)) {
+        rc = stmt_fail(p->st);
+        drop_layout(p);
+        return rc;
     }
+    return CDM_OK;
+}
+
+/* After a result: the columns that had a value longer than their buffer
+ * get a buffer that size (up to BUF_MAX) for the next run. */
+static void grow(struct my_ps *p)
+{
+    bool grown = false;
+
+    for (unsigned int c = 0; c < p->ncols; c++) {
+        struct col *k = &p->cols[c];
+        unsigned long size = k->want < BUF_MAX ? k->want : BUF_MAX;
+        char *buf;
+
+        k->want = 0;
+        if (size <= k->cap || !(buf = realloc(k->buf, size)))
+            continue;       /* a failure keeps the smaller buffer */
+        k->buf = buf;
+        k->cap = size;
+        p->rb[c].buffer = buf;
+        p->rb[c].buffer_length = size;
+        grown = true;
+    }
+    /* Made again by the next run if this fails. */
+    if (grown && mysql_stmt_bind_result(p->st, p->rb))
+        drop_layout(p);
+}
+
+/* Fetches a statement's rows, each value by its column's type, row by
+ * row from the connection (no copy of the whole result first, as the
+ * driver's own mysql_stmt_fetch loop). */
+static int fetch_all(struct my_ps *p, cdm_result **out)
+{
+    MYSQL_STMT *st = p->st;
+    unsigned int ncols = mysql_stmt_field_count(st);
+    cdm_result *r = NULL;
+    int rc = CDM_OK, frc = 0;
+
+    if ((layout_fits(p, ncols) || (rc = make_layout(p, ncols)) == CDM_OK) &&
+        (rc = cdm__result_new(ncols, &r)) == CDM_OK)
+        for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
+            rc = cdm__result_set_colname(r, c, st->fields[c].name);
     /* MYSQL_DATA_TRUNCATED: a value longer than its buffer (set_cell
      * fetches it whole). */
     while (rc == CDM_OK && ((frc = mysql_stmt_fetch(st)) == 0 ||
                             frc == MYSQL_DATA_TRUNCATED)) {
         rc = cdm__result_add_row(r);
         for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
-            if (!k[c].isnull)
-                rc = set_cell(st, r, c, &k[c]);
+            if (!p->cols[c].isnull)
+                rc = set_cell(st, r, c, &p->cols[c]);
     }
     if (rc == CDM_OK && frc != MYSQL_NO_DATA)
         rc = stmt_fail(st);
-out:
-    release(st);
-    for (unsigned int c = 0; k && c < ncols; c++)
-        free(k[c].buf);
-    free(k);
-    free(b);
-    mysql_free_result(meta);
     if (rc != CDM_OK) {
+        /* Reads what is left of the result, so that the connection
+         * stays in step. */
+        mysql_stmt_free_result(st);
         cdm_result_free(r);
         return rc;
     }
+    grow(p);
     *out = r;
     return CDM_OK;
 }
@@ -911,7 +982,7 @@ static int my_run(void *dc, void *ps, const struct cdm_value *v, size_t n,
         if (affected)
             *affected = 0;
         if (out) {
-            rc = fetch_all(st, out);
+            rc = fetch_all(p, out);
         } else if (mysql_stmt_store_result(st)) {
             rc = stmt_fail(st);
         } else {
