@@ -557,6 +557,8 @@ int cdm__result_new(size_t ncols, cdm_result **out);
 int cdm__result_set_colname(cdm_result *r, size_t col, const char *name);
 /* Appends a row of NULLs; values are then set with cdm__result_set. */
 int cdm__result_add_row(cdm_result *r);
+/* Makes room for nrows rows at once (a driver that knows how many). */
+int cdm__result_reserve(cdm_result *r, size_t nrows);
 /* Sets a cell of the last row to a copy of [v, v + n); v NULL is SQL NULL. */
 int cdm__result_set(cdm_result *r, size_t col, const char *v, size_t n);
 /* A binary value (CDM_TYPE_BLOB), kept raw; its text form for

@@ -8,9 +8,19 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Column names and values shorter than SMALL are copied into blocks the
+ * result owns, the first inside the result's own allocation, instead of
+ * one allocation each: a one-row answer is two allocations in all. */
+#define SMALL 64
+#define FIRST_BLOCK 192
+#define BLOCK 4096
+/* Rows of cells made room for at first, unless the driver says. */
+#define FIRST_ROWS 8
 
 struct cell {
     char *p;          /* the bytes (NUL after them); NULL: SQL NULL */
@@ -18,56 +28,105 @@ struct cell {
     size_t len;
     unsigned char type;   /* CDM_TYPE_* */
     bool has_num;     /* num holds the value (typed drivers) */
+    bool heap;        /* p is an allocation of its own (else in a block) */
     union {
         int64_t i;
         double d;
     } num;
 };
 
+struct block {
+    struct block *next;
+    char data[];
+};
+
 struct cdm_result {
     size_t nrows, ncols;
     size_t cap_rows;
-    char **colnames;  /* ncols */
+    char **colnames;  /* ncols, right after this struct */
     struct cell *cells;   /* row-major, cap_rows * ncols */
+    struct block *blocks; /* further blocks, newest first */
+    char *room;       /* free space in the current block */
+    size_t room_left;
 };
 
 int cdm__result_new(size_t ncols, cdm_result **out)
 {
-    cdm_result *r = calloc(1, sizeof *r);
+    size_t head = sizeof(cdm_result) + ncols * sizeof(char *);
+    cdm_result *r;
 
-    if (!r || (ncols && !(r->colnames = calloc(ncols, sizeof *r->colnames)))) {
-        free(r);
+    if (ncols > (SIZE_MAX - sizeof(cdm_result) - FIRST_BLOCK) / sizeof(char *) ||
+        !(r = malloc(head + FIRST_BLOCK)))
         return cdm__nomem();
-    }
+    memset(r, 0, head);
     r->ncols = ncols;
+    r->colnames = (char **)(r + 1);
+    r->room = (char *)r + head;
+    r->room_left = FIRST_BLOCK;
     *out = r;
     return CDM_OK;
 }
 
+/* A copy of [v, v + n) and a NUL in the result's blocks. */
+static char *copy_in(cdm_result *r, const void *v, size_t n)
+{
+    size_t need = n + 1;
+    char *p;
+
+    if (need > r->room_left) {
+        size_t size = need > BLOCK ? need : BLOCK;
+        struct block *b;
+        if (n == SIZE_MAX || size > SIZE_MAX - sizeof *b ||
+            !(b = malloc(sizeof *b + size)))
+            return NULL;
+        b->next = r->blocks;
+        r->blocks = b;
+        r->room = b->data;
+        r->room_left = size;
+    }
+    p = r->room;
+    r->room += need;
+    r->room_left -= need;
+    if (n)
+        memcpy(p, v, n);
+    p[n] = '\0';
+    return p;
+}
+
 int cdm__result_set_colname(cdm_result *r, size_t col, const char *name)
 {
-    char *p = cdm__strdup(name ? name : "");
+    char *p = copy_in(r, name ? name : "", name ? strlen(name) : 0);
 
     if (!p)
         return cdm__nomem();
-    free(r->colnames[col]);
     r->colnames[col] = p;
+    return CDM_OK;
+}
+
+int cdm__result_reserve(cdm_result *r, size_t nrows)
+{
+    struct cell *p;
+
+    if (nrows <= r->cap_rows)
+        return CDM_OK;
+    if (r->ncols && nrows > SIZE_MAX / r->ncols / sizeof *p)
+        return cdm__nomem();
+    p = realloc(r->cells, nrows * (r->ncols ? r->ncols : 1) * sizeof *p);
+    if (!p)
+        return cdm__nomem();
+    r->cells = p;
+    r->cap_rows = nrows;
     return CDM_OK;
 }
 
 int cdm__result_add_row(cdm_result *r)
 {
-    if (r->nrows == r->cap_rows) {
-        size_t cap = r->cap_rows ? r->cap_rows * 2 : 16;
-        struct cell *p;
-        if (r->ncols && cap > SIZE_MAX / r->ncols / sizeof *p)
-            return cdm__nomem();
-        p = realloc(r->cells, cap * (r->ncols ? r->ncols : 1) * sizeof *p);
-        if (!p)
-            return cdm__nomem();
-        r->cells = p;
-        r->cap_rows = cap;
-    }
+    int rc;
+
+    if (r->nrows == r->cap_rows &&
+        (rc = cdm__result_reserve(r, r->cap_rows ? r->cap_rows * 2
+                                                 : FIRST_ROWS)) != CDM_OK)
+        return rc;
     memset(r->cells + r->nrows * r->ncols, 0, r->ncols * sizeof *r->cells);
     r->nrows++;
     return CDM_OK;
@@ -77,7 +136,8 @@ static struct cell *last(cdm_result *r, size_t col)
 {
     struct cell *c = &r->cells[(r->nrows - 1) * r->ncols + col];
 
-    free(c->p);
+    if (c->heap)
+        free(c->p);
     free(c->hex);
     memset(c, 0, sizeof *c);
     return c;
@@ -90,11 +150,16 @@ int cdm__result_set_typed(cdm_result *r, size_t col, int type, const void *v,
 
     if (!v)
         return CDM_OK;
-    if (n == SIZE_MAX || !(c->p = malloc(n + 1)))
-        return cdm__nomem();
-    if (n)
+    if (n < SMALL) {
+        if (!(c->p = copy_in(r, v, n)))
+            return cdm__nomem();
+    } else {
+        if (n == SIZE_MAX || !(c->p = malloc(n + 1)))
+            return cdm__nomem();
         memcpy(c->p, v, n);
-    c->p[n] = '\0';
+        c->p[n] = '\0';
+        c->heap = true;
+    }
     c->len = n;
     c->type = (unsigned char)type;
     return CDM_OK;
@@ -154,6 +219,7 @@ void cdm__result_set_binary_owned(cdm_result *r, size_t col, char *v,
     struct cell *c = last(r, col);
 
     c->p = v;
+    c->heap = true;
     c->len = n;
     c->type = CDM_TYPE_BLOB;
 }
@@ -164,6 +230,7 @@ void cdm__result_set_owned(cdm_result *r, size_t col, char *v)
 
     if (v) {
         c->p = v;
+        c->heap = true;
         c->len = strlen(v);
         c->type = CDM_TYPE_TEXT;
     }
@@ -320,15 +387,19 @@ int cdm_result_double(const cdm_result *r, size_t row, size_t col,
 
 void cdm_result_free(cdm_result *r)
 {
+    struct block *b, *next;
+
     if (!r)
         return;
     for (size_t i = 0; i < r->nrows * r->ncols; i++) {
-        free(r->cells[i].p);
+        if (r->cells[i].heap)
+            free(r->cells[i].p);
         free(r->cells[i].hex);
     }
-    for (size_t i = 0; i < r->ncols; i++)
-        free(r->colnames[i]);
+    for (b = r->blocks; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(r->cells);
-    free(r->colnames);
     free(r);
 }

@@ -90,6 +90,8 @@ static void trim(cdm_conn *c)
 {
     struct cdm_cached *e = c->cache_head, *tail = NULL;
 
+    if (c->cache_n <= (size_t)c->cache_size)
+        return;
     while (e) {
         tail = e;
         e = e->next;

@@ -519,6 +519,7 @@ static int convert(PGresult *res, cdm_result **out)
             free(types);
         return rc;
     }
+    rc = cdm__result_reserve(r, (size_t)nrows);
     for (int c = 0; c < ncols && rc == CDM_OK; c++) {
         types[c] = column_type(PQftype(res, c));
         rc = cdm__result_set_colname(r, (size_t)c, PQfname(res, c));
