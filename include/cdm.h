@@ -465,7 +465,9 @@ CDM_EXPORT void *cdm_conn_handle(cdm_conn *c);
  * bytes of any other value), cdm_result_length their number.
  * cdm_result_int64 and cdm_result_double give a number: CDM_ERR_INVALID
  * for NULL, a BLOB, and a value that is not a number (or, for int64, not
- * a whole number in range).  Strings are owned by the result.  An
+ * a whole number in range).  Numbers are written and read with a decimal
+ * point ("0.5") whatever LC_NUMERIC the program set, for this call only
+ * (uselocale).  Strings are owned by the result.  An
  * out-of-range row or column gives NULL (and 0 / CDM_TYPE_NULL / an error
  * for the other accessors). */
 enum {

@@ -81,6 +81,12 @@ void cdm__buf_free(struct cdm_buf *b);
 /* Hands over the string (NULL if an append failed) and resets the buffer. */
 char *cdm__buf_take(struct cdm_buf *b);
 
+/* snprintf "%.*g", strtod and strtof with a decimal point whatever the
+ * program's LC_NUMERIC (the C locale, for this one call). */
+int cdm__fmt_double(char *buf, size_t size, int prec, double d);
+double cdm__strtod(const char *s, char **end);
+float cdm__strtof(const char *s, char **end);
+
 /* -------------------------------------------------------------- param.c */
 
 enum cdm_ptype {

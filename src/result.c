@@ -201,7 +201,7 @@ int cdm__result_set_double(cdm_result *r, size_t col, double v,
     int rc;
 
     if (!text) {
-        n = (size_t)snprintf(buf, sizeof buf, "%.17g", v);
+        n = (size_t)cdm__fmt_double(buf, sizeof buf, 17, v);
         text = buf;
     }
     if ((rc = cdm__result_set_typed(r, col, CDM_TYPE_FLOAT, text, n)) ==
@@ -375,7 +375,7 @@ int cdm_result_double(const cdm_result *r, size_t row, size_t col,
     }
     /* strtod also reads PostgreSQL's Infinity and NaN. */
     if (c->type != CDM_TYPE_BLOB && c->len > 0 && strlen(c->p) == c->len) {
-        v = strtod(c->p, &end);
+        v = cdm__strtod(c->p, &end);
         if (*end == '\0' && end != c->p) {
             *out = v;
             return CDM_OK;

@@ -5,6 +5,7 @@
 #include "cdm_int.h"
 
 #include <ctype.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +274,58 @@ void cdm__oneline(char *dst, size_t cap, const char *src)
         i += len;
     }
     dst[o] = '\0';
+}
+
+/* ------------------------------------------- numbers in the C locale */
+
+/* SQL and the servers' text write numbers with a decimal point; the
+ * program's LC_NUMERIC may say comma.  These switch this thread to the C
+ * locale for the one call (uselocale), so that nothing the program or its
+ * other threads set changes. */
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+static locale_t c_numeric;
+
+static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* The thread's locale before, for leave_c; 0 if it could not switch. */
+static locale_t enter_c(void)
+{
+    pthread_once(&c_numeric_once, make_c_numeric);
+    return c_numeric ? uselocale(c_numeric) : (locale_t)0;
+}
+
+static void leave_c(locale_t before)
+{
+    if (before)
+        uselocale(before);
+}
+
+int cdm__fmt_double(char *buf, size_t size, int prec, double d)
+{
+    locale_t before = enter_c();
+    int n = snprintf(buf, size, "%.*g", prec, d);
+
+    leave_c(before);
+    return n;
+}
+
+double cdm__strtod(const char *s, char **end)
+{
+    locale_t before = enter_c();
+    double d = strtod(s, end);
+
+    leave_c(before);
+    return d;
+}
+
+float cdm__strtof(const char *s, char **end)
+{
+    locale_t before = enter_c();
+    float f = strtof(s, end);
+
+    leave_c(before);
+    return f;
 }

@@ -2171,6 +2171,32 @@ START_TEST(test_stmt_echo_types)
 }
 END_TEST
 
+/* In a comma locale FLOAT and DOUBLE values keep their decimal point, as
+ * text and as numbers. */
+START_TEST(test_stmt_floats_in_a_comma_locale)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    double d;
+
+    tu_comma_numeric();
+    ck_status(cdm_prepare(c, "SELECT CAST(? AS FLOAT), ? * 2", &s), CDM_OK);
+    ck_status(cdm_bind_double(s, 0, 0.1), CDM_OK);
+    ck_status(cdm_bind_double(s, 1, 1.25), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_FLOAT);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), "2.5");
+    ck_status(cdm_result_double(r, 0, 1, &d), CDM_OK);
+    ck_assert(d == 2.5);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    tu_c_numeric();
+}
+END_TEST
+
 /* A cached statement keeps its column buffers from run to run and grows
  * them after a longer value: each length comes back whole, longer and
  * shorter than the last, past the first buffer and past the largest. */
@@ -2684,6 +2710,7 @@ int main(void)
     tcase_add_test(ts, test_stmt_round_trip_every_type);
     tcase_add_test(ts, test_stmt_echo_types);
     tcase_add_test(ts, test_stmt_value_lengths);
+    tcase_add_test(ts, test_stmt_floats_in_a_comma_locale);
     tcase_add_test(ts, test_stmt_types_by_column);
     tcase_add_test(ts, test_stmt_cached_one_round_trip);
     tcase_add_test(ts, test_stmt_stale_prepared_again);

@@ -1476,6 +1476,30 @@ START_TEST(test_stmt_doubles_exact)
 }
 END_TEST
 
+/* In a comma locale a double goes to the server as 0.1, not 0,1 (which
+ * float8 refuses), and the server's 0.1 reads back. */
+START_TEST(test_stmt_doubles_in_a_comma_locale)
+{
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    double d;
+
+    tu_comma_numeric();
+    ck_status(cdm_prepare(c, "SELECT ?::float8 * 2, 0.75::float8", &s),
+              CDM_OK);
+    ck_status(cdm_bind_double(s, 0, 0.05), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    ck_status(cdm_result_double(r, 0, 1, &d), CDM_OK);
+    ck_assert(d == 0.75);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    tu_c_numeric();
+}
+END_TEST
+
 START_TEST(test_stmt_text_with_nul_refused)
 {
     static const char text[] = "before\0after";
@@ -2281,6 +2305,7 @@ int main(void)
 
     tcase_add_test(tst, test_stmt_round_trip_every_type);
     tcase_add_test(tst, test_stmt_doubles_exact);
+    tcase_add_test(tst, test_stmt_doubles_in_a_comma_locale);
     tcase_add_test(tst, test_stmt_text_with_nul_refused);
     tcase_add_test(tst, test_stmt_blob_needs_bytea);
     tcase_add_test(tst, test_results_typed_by_column);

@@ -59,6 +59,35 @@ static int open_statements(cdm_conn *c)
 
 /* ------------------------------------------------------- round trips */
 
+/* A program in a locale that writes 0,5 (setlocale(LC_ALL, "") in
+ * Germany): numbers cdm prints and reads keep their decimal point. */
+START_TEST(test_doubles_in_a_comma_locale)
+{
+    cdm_conn *c = conn("Lite");
+    cdm_stmt *s = NULL;
+    cdm_result *r = NULL;
+    double d;
+
+    tu_comma_numeric();
+    ck_status(cdm_prepare(c, "SELECT ?, ? * 2, '2.5'", &s), CDM_OK);
+    ck_status(cdm_bind_double(s, 0, 0.1), CDM_OK);
+    ck_status(cdm_bind_double(s, 1, 1.25), CDM_OK);
+    ck_status(cdm_stmt_query(s, &r), CDM_OK);
+    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
+    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
+    ck_assert(d == 0.1);
+    ck_assert_str_eq(cdm_result_value(r, 0, 1), "2.5");
+    /* Text read as a number. */
+    ck_status(cdm_result_double(r, 0, 2, &d), CDM_OK);
+    ck_assert(d == 2.5);
+    cdm_result_free(r);
+    cdm_stmt_free(s);
+    tu_c_numeric();
+    cdm_disconnect(c);
+}
+END_TEST
+
+
 START_TEST(test_round_trip_every_type)
 {
     cdm_conn *c = conn("Lite");
@@ -411,6 +440,7 @@ int main(void)
 {
     Suite *s = suite_create("stmt");
     TCase *values = tcase_create("values");
+    TCase *locale = tcase_create("locale");
     TCase *misuse = tcase_create("misuse");
     TCase *cache = tcase_create("cache");
 
@@ -418,6 +448,11 @@ int main(void)
     tcase_add_test(values, test_round_trip_every_type);
     tcase_add_test(values, test_typed_values_compare_as_numbers);
     suite_add_tcase(s, values);
+    /* localedef may build the locale first: seconds. */
+    tcase_add_checked_fixture(locale, setup, teardown);
+    tcase_set_timeout(locale, 60);
+    tcase_add_test(locale, test_doubles_in_a_comma_locale);
+    suite_add_tcase(s, locale);
     tcase_add_checked_fixture(misuse, setup, teardown);
     tcase_set_timeout(misuse, 30);
     tcase_add_test(misuse, test_misuse_is_a_clear_error);

@@ -12,8 +12,9 @@ if [ "${1:-build}" = test ]; then
     # recommended, through libclang-common-14-dev, so
     # --no-install-recommends leaves it out).
     # libiniparser-dev: iniparser 4.1, the reference the loader is tested
-    # against.
-    want="$want check libiniparser-dev valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev"
+    # against.  locales: the sources localedef builds a comma-decimal
+    # locale from, for the tests of numbers under such an LC_NUMERIC.
+    want="$want check libiniparser-dev valgrind clang libclang-rt-14-dev libpq-dev libmariadb-dev locales"
 fi
 
 missing=""

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,51 @@ void tu_rmtree(char *dir)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
     free(dir);
+}
+
+static char *locale_dir;
+
+static void remove_locale_dir(void)
+{
+    char cmd[4200];
+
+    /* At exit, outside any test: nothing to assert. */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", locale_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", locale_dir);
+    free(locale_dir);
+    locale_dir = NULL;
+}
+
+void tu_comma_numeric(void)
+{
+    static const char *const names[] = { "de_DE.UTF-8", "de_DE.utf8",
+                                         "fr_FR.UTF-8", "fr_FR.utf8" };
+    char cmd[4300], buf[16];
+
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (setlocale(LC_NUMERIC, names[i]))
+            goto check;
+    if (!locale_dir) {
+        locale_dir = tu_tmpdir();
+        atexit(remove_locale_dir);
+        snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 "
+                 "'%s/de_DE.UTF-8' >/dev/null 2>&1", locale_dir);
+        ck_assert_msg(system(cmd) == 0, "localedef could not build de_DE."
+                      "UTF-8: install the locales package (tests/deps.sh "
+                      "test does)");
+    }
+    setenv("LOCPATH", locale_dir, 1);
+    ck_assert_msg(setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL,
+                  "de_DE.UTF-8 built in %s does not load", locale_dir);
+check:
+    snprintf(buf, sizeof buf, "%g", 0.5);
+    ck_assert_str_eq(buf, "0,5");
+}
+
+void tu_c_numeric(void)
+{
+    ck_assert_ptr_nonnull(setlocale(LC_NUMERIC, "C"));
 }
 
 char *tu_write_bytes(const char *dir, const char *name, const void *content,

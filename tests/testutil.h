@@ -28,6 +28,14 @@ char *tu_write(const char *dir, const char *name, const char *content,
 char *tu_write_bytes(const char *dir, const char *name, const void *content,
                      size_t len, mode_t mode);
 
+/* Switches LC_NUMERIC to a locale whose decimal separator is a comma
+ * (German), built with localedef into a scratch directory (LOCPATH) when
+ * the system has none; fails the test if it cannot (the `locales`
+ * package has the sources; tests/deps.sh test installs it).
+ * tu_c_numeric() switches back. */
+void tu_comma_numeric(void);
+void tu_c_numeric(void);
+
 /* True if s is valid UTF-8 (no overlong forms, surrogates or more than
  * U+10FFFF). */
 bool tu_utf8_valid(const char *s);

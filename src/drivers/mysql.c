@@ -690,12 +690,12 @@ static double float_value(float f)
     char buf[32];
 
     for (int digits = 6; digits < 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
-        if (strtof(buf, NULL) == f)
-            return strtod(buf, NULL);
+        cdm__fmt_double(buf, sizeof buf, digits, (double)f);
+        if (cdm__strtof(buf, NULL) == f)
+            return cdm__strtod(buf, NULL);
     }
-    snprintf(buf, sizeof buf, "%.9g", (double)f);
-    return strtod(buf, NULL);
+    cdm__fmt_double(buf, sizeof buf, 9, (double)f);
+    return cdm__strtod(buf, NULL);
 }
 
 /* Stores column c of the current row in the last row of r. */

@@ -805,8 +805,8 @@ static const char *double_text(double d, char *buf, size_t size)
     if (isinf(d))
         return d > 0 ? "Infinity" : "-Infinity";
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
+        cdm__fmt_double(buf, size, prec, d);
+        if (cdm__strtod(buf, NULL) == d)
             break;
     }
     return buf;
