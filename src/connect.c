@@ -83,16 +83,25 @@ static const char *closest_name(const cdm_manager *m, const char *name)
     return best;
 }
 
+int cdm__manager_not_found(const cdm_manager *m, const char *name)
+{
+    const char *near = closest_name(m, name);
+
+    if (near)
+        return cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s' "
+                         "(did you mean %s?)", name, near);
+    return cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+}
+
 int cdm__manager_resolve(cdm_manager *m, const char *name,
                          struct cdm_resolved **out)
 {
     int rc = cdm__resolve_chain(name, cdm__manager_lookup, m, out);
-    const char *near;
 
     /* The name itself, not a parent it names, is missing. */
     if (rc == CDM_ERR_NOT_FOUND && !cdm__manager_find(m, name, NULL) &&
-        (near = closest_name(m, name)))
-        cdm__fail(rc, "no definition named '%s' (did you mean %s?)", name, near);
+        closest_name(m, name))
+        cdm__manager_not_found(m, name);
     return rc;
 }
 

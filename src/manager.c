@@ -1015,7 +1015,7 @@ int cdm_manager_set_param(cdm_manager *m, const char *name, const char *key,
                          name, key);
     pthread_mutex_lock(&m->lock);
     if (!(d = cdm__manager_find(m, name, NULL))) {
-        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+        rc = cdm__manager_not_found(m, name);
         goto out;
     }
     /* The value comes from the caller, not from a line of the file. */
@@ -1092,7 +1092,7 @@ int cdm_manager_delete_def(cdm_manager *m, const char *name)
         m->ndefs--;
         dead = refresh_pools(m);
     } else {
-        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+        rc = cdm__manager_not_found(m, name);
     }
     pthread_mutex_unlock(&m->lock);
     cdm__pool_close_list(dead);
@@ -1177,7 +1177,7 @@ int cdm_manager_close_def(cdm_manager *m, const char *name)
     if (cdm__manager_find(m, name, NULL))
         dead = cdm__registry_detach(cdm__manager_registry(m), name);
     else
-        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+        rc = cdm__manager_not_found(m, name);
     pthread_mutex_unlock(&m->lock);
     cdm__pool_close_list(dead);
     return rc;
@@ -1195,7 +1195,7 @@ int cdm_manager_pool_stats(cdm_manager *m, const char *name,
     cdm__errmsg_save(saved);
     pthread_mutex_lock(&m->lock);
     if (!cdm__manager_find(m, name, NULL)) {
-        rc = cdm__fail(CDM_ERR_NOT_FOUND, "no definition named '%.64s'", name);
+        rc = cdm__manager_not_found(m, name);
     } else if (cdm__resolve_chain(name, cdm__manager_lookup, m, &r) == CDM_OK &&
                cdm__resolve_finish(r) == CDM_OK && !cdm__rget_bool(r, "Pooled")) {
         /* A connect would open a plain connection: there is no pool to

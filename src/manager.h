@@ -57,6 +57,9 @@ struct cdm_def *cdm__manager_find(const cdm_manager *m, const char *name,
                                   size_t *index);
 /* cdm_lookup_fn over a manager (ctx), for cdm__resolve_chain. */
 struct cdm_def *cdm__manager_lookup(void *ctx, const char *name);
+/* With m->lock held: fails with CDM_ERR_NOT_FOUND, "no definition named
+ * 'X'", and the closest defined name if one is near (connect.c). */
+int cdm__manager_not_found(const cdm_manager *m, const char *name);
 /* With m->lock held: cdm__resolve_chain over the manager, whose "no
  * definition named" suggests the closest defined name (connect.c). */
 int cdm__manager_resolve(cdm_manager *m, const char *name,

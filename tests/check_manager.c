@@ -978,6 +978,21 @@ START_TEST(test_unknown_name_suggests_closest)
     ck_errmsg_has("(did you mean Orders?)");
     ck_status(cdm_manager_test_def(m, "Ordrs", NULL, NULL), CDM_ERR_NOT_FOUND);
     ck_errmsg_has("(did you mean Orders?)");
+    ck_status(cdm_manager_set_param(m, "Ordrs", "LockingMode", "Normal"),
+              CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(cdm_errmsg(),
+                     "no definition named 'Ordrs' (did you mean Orders?)");
+    ck_status(cdm_manager_delete_def(m, "Reprts"), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Reports?)");
+    ck_status(cdm_manager_close_def(m, "Inventroy"), CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Inventory?)");
+    ck_status(cdm_manager_pool_stats(m, "Inventroy", &(cdm_pool_stats){ 0 }),
+              CDM_ERR_NOT_FOUND);
+    ck_errmsg_has("(did you mean Inventory?)");
+    ck_status(cdm_manager_delete_def(m, "Payroll"), CDM_ERR_NOT_FOUND);
+    ck_assert_str_eq(cdm_errmsg(), "no definition named 'Payroll'");
+    /* Nothing changed. */
+    ck_assert(cdm_manager_has_def(m, "Reports"));
 
     /* A missing parent is another matter: no suggestion of the child. */
     ck_status(cdm_manager_add_def(m, "Child", PARAMS("ConnectionDef=Ordrs")),
