@@ -48,6 +48,8 @@ char *cdm__asprintf(const char *fmt, ...) CDM_PRINTF(1, 2);
 bool cdm__streq_nocase(const char *a, const char *b);
 /* Case-insensitive edit distance, capped at `limit` + 1. */
 size_t cdm__distance(const char *a, const char *b, size_t limit);
+/* A hash of s that ignores ASCII case, for tables looked up that way. */
+uint64_t cdm__nocase_hash(const char *s);
 /* Trims blanks (space, tab, CR, LF, VT, FF: those the reader strips, as
  * iniparser does) at both ends of [*s, *s + *n), or at its end only. */
 void cdm__trim(const char **s, size_t *n);

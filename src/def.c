@@ -543,10 +543,50 @@ static int hold_source(struct cdm_resolved *r, struct cdm_source *s)
 /* With `rp`, a broken chain is reported only when it is the resolved
  * definition's own fault (its parent is missing, or the cycle runs
  * through it): a definition further up reports its own when checked. */
+/* The keys merged so far into a resolved definition, by hash: a parent's
+ * key is looked up here instead of along the list, which made merging
+ * a definition of many keys quadratic.  Slots hold index + 1 into r->kv. */
+struct seen {
+    size_t *slots;
+    size_t mask;
+};
+
+static int seen_init(struct seen *t, size_t n)
+{
+    size_t cap = 32;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    if (!(t->slots = calloc(cap, sizeof *t->slots)))
+        return CDM_ERR_NOMEM;
+    t->mask = cap - 1;
+    return CDM_OK;
+}
+
+static bool seen_has(const struct seen *t, const struct cdm_resolved *r,
+                     const char *key)
+{
+    for (size_t i = cdm__nocase_hash(key) & t->mask; t->slots[i];
+         i = (i + 1) & t->mask)
+        if (cdm__streq_nocase(r->kv[t->slots[i] - 1].key, key))
+            return true;
+    return false;
+}
+
+static void seen_add(struct seen *t, const struct cdm_resolved *r, size_t k)
+{
+    size_t i = cdm__nocase_hash(r->kv[k].key) & t->mask;
+
+    while (t->slots[i])
+        i = (i + 1) & t->mask;
+    t->slots[i] = k + 1;
+}
+
 static int resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
                          struct cdm_resolved **out, const struct report *rp)
 {
     const struct cdm_def *chain[CHAIN_MAX];
+    struct seen seen = { 0 };
     struct cdm_resolved *r;
     size_t depth = 0, total = 0;
     const struct cdm_def *d = lookup(ctx, name);
@@ -616,13 +656,20 @@ static int resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
         return cdm__nomem();
     }
     r->line = def_line(chain[0], NULL);
-    /* Own values win: walk from the child up and keep the first of each. */
+    if (depth > 1 && total > 16 && seen_init(&seen, total) != CDM_OK) {
+        cdm__resolved_free(r);
+        return cdm__nomem();
+    }
+    /* Own values win: walk from the child up and keep the first of each.
+     * A definition's own keys are distinct (cdm__def_set): only a
+     * parent's can repeat one merged already. */
     for (size_t i = 0; i < depth; i++) {
         d = chain[i];
         for (size_t j = 0; j < d->nkv; j++) {
             const struct cdm_kv *kv = &d->kv[j];
             struct cdm_rkv *rk;
-            if (cdm__rfind(r, kv->key))
+            if (i > 0 && (seen.slots ? seen_has(&seen, r, kv->key)
+                                     : cdm__rfind(r, kv->key) != NULL))
                 continue;
             rk = &r->kv[r->nkv];
             if (!(rk->key = cdm__strdup(kv->key)) ||
@@ -633,15 +680,19 @@ static int resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
                 free(rk->value);
                 free(rk->from);
                 rk->key = rk->value = rk->from = NULL;
+                free(seen.slots);
                 cdm__resolved_free(r);
                 return cdm__nomem();
             }
             rk->dir = d->src ? d->src->dir : NULL;
             rk->path = d->src ? d->src->path : NULL;
             rk->line = kv->line;
+            if (seen.slots)
+                seen_add(&seen, r, r->nkv);
             r->nkv++;
         }
     }
+    free(seen.slots);
     *out = r;
     return CDM_OK;
 }

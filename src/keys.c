@@ -10,7 +10,6 @@
  */
 #include "cdm_int.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -33,14 +32,9 @@ static pthread_once_t built = PTHREAD_ONCE_INIT;
 
 static uint64_t hash(const char *s)
 {
-    /* FNV-1a over the lowercase bytes; never 0 (0 marks an empty slot). */
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = cdm__nocase_hash(s);
 
-    for (; *s; s++) {
-        h ^= (unsigned char)tolower((unsigned char)*s);
-        h *= 0x100000001b3ULL;
-    }
-    return h ? h : 1;
+    return h ? h : 1;   /* 0 marks an empty slot */
 }
 
 /* The slot of `name` in a table of `n` slots: where it is, or the empty

@@ -9,7 +9,6 @@
  */
 #include "cdm_int.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,12 +28,8 @@ struct cdm_name_slot {
 
 static uint64_t hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = cdm__nocase_hash(s);
 
-    for (; *s; s++) {
-        h ^= (unsigned char)tolower((unsigned char)*s);
-        h *= 0x100000001b3ULL;
-    }
     return h ^ (h >> 32);
 }
 

@@ -51,29 +51,51 @@ bool cdm__streq_nocase(const char *a, const char *b)
 
 size_t cdm__distance(const char *a, const char *b, size_t limit)
 {
-    /* Levenshtein over two rows; keys are short (bounded by 64 here). */
+    /* Levenshtein over two rows, without regard to case; keys are short
+     * (bounded by 64 here).  Only whether it is within `limit` matters,
+     * so lengths further apart than that, or a row all past it, end the
+     * count early: most candidates cost a strlen. */
     size_t la = strlen(a), lb = strlen(b), row[65], prev, i, j;
+    unsigned char lo[64];
 
-    if (la > 64 || lb > 64)
+    if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > limit)
         return limit + 1;
+    for (j = 0; j < lb; j++)
+        lo[j] = (unsigned char)tolower((unsigned char)b[j]);
     for (j = 0; j <= lb; j++)
         row[j] = j;
     for (i = 1; i <= la; i++) {
+        size_t least;
+        int ca = tolower((unsigned char)a[i - 1]);
         prev = row[0];
-        row[0] = i;
+        row[0] = least = i;
         for (j = 1; j <= lb; j++) {
-            size_t cost = tolower((unsigned char)a[i - 1]) !=
-                          tolower((unsigned char)b[j - 1]);
-            size_t best = prev + cost;
+            size_t best = prev + (ca != lo[j - 1]);
             if (row[j] + 1 < best)
                 best = row[j] + 1;
             if (row[j - 1] + 1 < best)
                 best = row[j - 1] + 1;
             prev = row[j];
             row[j] = best;
+            if (best < least)
+                least = best;
         }
+        if (least > limit)
+            return limit + 1;
     }
     return row[lb] > limit ? limit + 1 : row[lb];
+}
+
+uint64_t cdm__nocase_hash(const char *s)
+{
+    /* FNV-1a over the lowercase bytes. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)tolower((unsigned char)*s);
+        h *= 0x100000001b3ULL;
+    }
+    return h;
 }
 
 /* The blanks iniparser strips (isspace in the C locale). */

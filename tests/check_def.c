@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A NULL-terminated parameter list for cdm_manager_add_def. */
 #define PARAMS(...) ((const char *const[]){ __VA_ARGS__, NULL })
@@ -101,6 +102,56 @@ START_TEST(test_inherit_connectiondef)
     ck_param(m, "Base", "BusyTimeout", "500");     /* parent untouched */
     ck_connects(m, "Kid");
     cdm_manager_free(m);
+}
+END_TEST
+
+/* For test_inherit_many_keys: the two definitions by name. */
+static struct cdm_def *two_defs[2];
+
+static struct cdm_def *two_lookup(void *ctx, const char *name)
+{
+    (void)ctx;
+    for (int i = 0; i < 2; i++)
+        if (strcasecmp(two_defs[i]->name, name) == 0)
+            return two_defs[i];
+    return NULL;
+}
+
+/* A child and its parent with hundreds of keys, half of them the same in
+ * another case: each key is merged once, the child's value first. */
+START_TEST(test_inherit_many_keys)
+{
+    struct cdm_def *base = cdm__def_new("Base", NULL, 0);
+    struct cdm_def *kid = cdm__def_new("Kid", NULL, 0);
+    struct cdm_resolved *r = NULL;
+    char key[32], value[32];
+
+    ck_assert_ptr_nonnull(base);
+    ck_assert_ptr_nonnull(kid);
+    ck_status(cdm__def_set(base, "DriverID", "SQLite", 0), CDM_OK);
+    ck_status(cdm__def_set(kid, "ConnectionDef", "base", 0), CDM_OK);
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "Note%d", i);
+        snprintf(value, sizeof value, "base%d", i);
+        ck_status(cdm__def_set(base, key, value, 0), CDM_OK);
+        snprintf(key, sizeof key, "NOTE%d", i + 200);
+        snprintf(value, sizeof value, "kid%d", i + 200);
+        ck_status(cdm__def_set(kid, key, value, 0), CDM_OK);
+    }
+    two_defs[0] = base;
+    two_defs[1] = kid;
+    ck_status(cdm__resolve_chain("Kid", two_lookup, NULL, &r), CDM_OK);
+    /* 600 notes, DriverID, ConnectionDef. */
+    ck_assert_uint_eq(r->nkv, 602);
+    ck_assert_str_eq(cdm__rfind(r, "note0")->value, "base0");
+    ck_assert_str_eq(cdm__rfind(r, "note199")->value, "base199");
+    ck_assert_str_eq(cdm__rfind(r, "note200")->value, "kid200");
+    ck_assert_str_eq(cdm__rfind(r, "note399")->value, "kid399");
+    ck_assert_str_eq(cdm__rfind(r, "note599")->value, "kid599");
+    ck_assert_str_eq(cdm__rfind(r, "driverid")->value, "SQLite");
+    cdm__resolved_free(r);
+    cdm__def_free(base);
+    cdm__def_free(kid);
 }
 END_TEST
 
@@ -1404,6 +1455,7 @@ int main(void)
     tcase_add_test(inherit, test_inherit_connectiondef);
     tcase_add_test(inherit, test_inherit_parent_alias);
     tcase_add_test(inherit, test_inherit_three_levels_from_file);
+    tcase_add_test(inherit, test_inherit_many_keys);
     tcase_add_test(inherit, test_inherit_parent_added_after_child);
     tcase_add_test(inherit, test_inherit_cycle);
     tcase_add_test(inherit, test_inherit_self_cycle);
