@@ -1152,7 +1152,41 @@ START_TEST(test_call_procedure_result)
               CDM_OK);
     ck_status(cdm_exec(c, "CALL p_rows(1)", NULL, 0, &n), CDM_OK);
     ck_scalar(c, "SELECT 'in step at the end'", "in step at the end");
+    /* The cached statement again, and again: the status after the rows
+     * left it with no result columns, which the next run must redo. */
+    for (int i = 0; i < 3; i++) {
+        r = NULL;
+        ck_status(cdm_query(c, "CALL p_rows(?)", (const char *[]){ "30" }, 1,
+                            &r), CDM_OK);
+        ck_assert_uint_eq(cdm_result_nrows(r), 2);
+        ck_row(r, 1, "31", "62");
+        cdm_result_free(r);
+    }
+    ck_scalar(c, "SELECT 'in step after three'", "in step after three");
     run(c, "DROP PROCEDURE p_rows");
+}
+END_TEST
+
+/* A server error after the first rows have arrived (rows are read as
+ * they come) is the server's message, and the connection stays usable. */
+START_TEST(test_error_after_some_rows)
+{
+    cdm_result *r = NULL;
+
+    run(c, "DROP TABLE IF EXISTS t_mid, t_mid2");
+    run(c, "CREATE TABLE t_mid (id INT)");
+    run(c, "INSERT INTO t_mid VALUES (1), (2), (3)");
+    run(c, "CREATE TABLE t_mid2 (k INT, v INT)");
+    run(c, "INSERT INTO t_mid2 VALUES (1, 10), (2, 20), (2, 21)");
+    for (int i = 0; i < 2; i++) {
+        ck_status(cdm_query(c, "SELECT id, (SELECT v FROM t_mid2 WHERE k = "
+                            "t_mid.id) FROM t_mid WHERE id > ? ORDER BY id",
+                            (const char *[]){ "0" }, 1, &r), CDM_ERR_QUERY);
+        ck_assert_ptr_null(r);
+        ck_errmsg_has("Subquery returns more than 1 row");
+        ck_scalar(c, "SELECT 'in step'", "in step");
+    }
+    run(c, "DROP TABLE t_mid, t_mid2");
 }
 END_TEST
 
@@ -2683,6 +2717,7 @@ int main(void)
 
     tcase_add_test(tr, test_error_syntax_both_paths);
     tcase_add_test(tr, test_error_duplicate_key_both_paths);
+    tcase_add_test(tr, test_error_after_some_rows);
 
     tcase_add_test(tc, test_connect_wrong_password);
     tcase_add_test(tc, test_connect_refused_port);

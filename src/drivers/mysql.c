@@ -507,9 +507,10 @@ struct col {
 
 /* Buffers start at BUF_MIN and grow, from one run to the next, to the
  * longest value a column had, up to BUF_MAX; a longer value is fetched
- * again whole. */
+ * again whole.  BUF_MAX bounds what a cached statement keeps per column
+ * between runs. */
 #define BUF_MIN 256
-#define BUF_MAX (1024 * 1024)
+#define BUF_MAX (64 * 1024)
 
 struct my_ps {
     MYSQL_STMT *st;         /* NULL once exec_fail closed it */
@@ -783,13 +784,13 @@ static int drain(MYSQL_STMT *st)
     return status > 0 ? stmt_fail(st) : CDM_OK;
 }
 
-/* Whether p's result columns, bound to st, are made for the columns st
- * has after this execute (Connector/C updates their types in place). */
+/* Whether p's result columns are made for the columns st has after this
+ * execute (Connector/C updates their types in place). */
 static bool layout_fits(const struct my_ps *p, unsigned int ncols)
 {
     const MYSQL_STMT *st = p->st;
 
-    if (!p->ncols || ncols != p->ncols || !st->bind_result_done)
+    if (!p->ncols || ncols != p->ncols)
         return false;
     for (unsigned int c = 0; c < ncols; c++) {
         const MYSQL_FIELD *f = &st->fields[c];
@@ -801,13 +802,12 @@ static bool layout_fits(const struct my_ps *p, unsigned int ncols)
     return true;
 }
 
-/* Makes and binds p's result columns for the columns st has now. */
+/* Makes p's result columns for the columns st has now. */
 static int make_layout(struct my_ps *p, unsigned int ncols)
 {
     const MYSQL_FIELD *f = p->st->fields;
     MYSQL_BIND *b;
     struct col *k;
-    int rc;
 
     drop_layout(p);
     b = calloc(ncols, sizeof *b);
@@ -857,11 +857,6 @@ static int make_layout(struct my_ps *p, unsigned int ncols)
             b[c].buffer_length = BUF_MIN;
         }
     }
-    if (mysql_stmt_bind_result(p->st, b)) {
-        rc = stmt_fail(p->st);
-        drop_layout(p);
-        return rc;
-    }
     return CDM_OK;
 }
 
@@ -869,8 +864,6 @@ static int make_layout(struct my_ps *p, unsigned int ncols)
  * get a buffer that size (up to BUF_MAX) for the next run. */
 static void grow(struct my_ps *p)
 {
-    bool grown = false;
-
     for (unsigned int c = 0; c < p->ncols; c++) {
         struct col *k = &p->cols[c];
         unsigned long size = k->want < BUF_MAX ? k->want : BUF_MAX;
@@ -883,11 +876,7 @@ static void grow(struct my_ps *p)
         k->cap = size;
         p->rb[c].buffer = buf;
         p->rb[c].buffer_length = size;
-        grown = true;
     }
-    /* Made again by the next run if this fails. */
-    if (grown && mysql_stmt_bind_result(p->st, p->rb))
-        drop_layout(p);
 }
 
 /* Fetches a statement's rows, each value by its column's type, row by
@@ -900,10 +889,18 @@ static int fetch_all(struct my_ps *p, cdm_result **out)
     cdm_result *r = NULL;
     int rc = CDM_OK, frc = 0;
 
-    if ((layout_fits(p, ncols) || (rc = make_layout(p, ncols)) == CDM_OK) &&
-        (rc = cdm__result_new(ncols, &r)) == CDM_OK)
-        for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
-            rc = cdm__result_set_colname(r, c, st->fields[c].name);
+    if (!layout_fits(p, ncols))
+        rc = make_layout(p, ncols);
+    /* Bound again on every run: Connector/C replaces its copy of the
+     * bindings when an execute leaves the statement without result
+     * columns (the status after a CALL's rows) and keeps saying they are
+     * bound.  A copy of ncols bindings, no I/O. */
+    if (rc == CDM_OK && mysql_stmt_bind_result(st, p->rb))
+        rc = stmt_fail(st);
+    if (rc == CDM_OK)
+        rc = cdm__result_new(ncols, &r);
+    for (unsigned int c = 0; c < ncols && rc == CDM_OK; c++)
+        rc = cdm__result_set_colname(r, c, st->fields[c].name);
     /* MYSQL_DATA_TRUNCATED: a value longer than its buffer (set_cell
      * fetches it whole). */
     while (rc == CDM_OK && ((frc = mysql_stmt_fetch(st)) == 0 ||
@@ -913,8 +910,11 @@ static int fetch_all(struct my_ps *p, cdm_result **out)
             if (!p->cols[c].isnull)
                 rc = set_cell(st, r, c, &p->cols[c]);
     }
+    /* An error packet or a lost connection while reading rows is the
+     * connection's error: Connector/C does not copy it to the statement. */
     if (rc == CDM_OK && frc != MYSQL_NO_DATA)
-        rc = stmt_fail(st);
+        rc = mysql_stmt_errno(st) || !st->mysql ? stmt_fail(st)
+                                                : my_fail(st->mysql);
     if (rc != CDM_OK) {
         /* Reads what is left of the result, so that the connection
          * stays in step. */
