@@ -17,7 +17,7 @@
  * result owns, the first inside the result's own allocation, instead of
  * one allocation each: a one-row answer is two allocations in all. */
 #define SMALL 64
-#define FIRST_BLOCK 192
+#define FIRST_BLOCK 256
 #define BLOCK 4096
 /* Rows of cells made room for at first, unless the driver says. */
 #define FIRST_ROWS 8
@@ -35,8 +35,14 @@ struct cell {
     } num;
 };
 
+/* Blocks' data, and every copy in them, start at this alignment. */
+#define ALIGN _Alignof(max_align_t)
+
 struct block {
-    struct block *next;
+    union {
+        struct block *next;
+        max_align_t align;
+    } h;
     char data[];
 };
 
@@ -67,25 +73,30 @@ int cdm__result_new(size_t ncols, cdm_result **out)
     return CDM_OK;
 }
 
-/* A copy of [v, v + n) and a NUL in the result's blocks. */
+/* A copy of [v, v + n) and a NUL in the result's blocks, aligned as
+ * malloc would align it (a caller may read a BLOB as a struct). */
 static char *copy_in(cdm_result *r, const void *v, size_t n)
 {
-    size_t need = n + 1;
+    size_t need = n + 1, pad = -(uintptr_t)r->room & (ALIGN - 1);
     char *p;
 
-    if (need > r->room_left) {
+    if (n > SIZE_MAX - ALIGN)
+        return NULL;
+    need = (need + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (pad > r->room_left || need > r->room_left - pad) {
         size_t size = need > BLOCK ? need : BLOCK;
         struct block *b;
-        if (n == SIZE_MAX || size > SIZE_MAX - sizeof *b ||
-            !(b = malloc(sizeof *b + size)))
+        if (size > SIZE_MAX - sizeof *b || !(b = malloc(sizeof *b + size)))
             return NULL;
-        b->next = r->blocks;
+        b->h.next = r->blocks;
         r->blocks = b;
         r->room = b->data;
         r->room_left = size;
+        pad = 0;
     }
-    p = r->room;
-    r->room += need;
+    p = r->room + pad;
+    r->room_left -= pad;
+    r->room = p + need;
     r->room_left -= need;
     if (n)
         memcpy(p, v, n);
@@ -397,7 +408,7 @@ void cdm_result_free(cdm_result *r)
         free(r->cells[i].hex);
     }
     for (b = r->blocks; b; b = next) {
-        next = b->next;
+        next = b->h.next;
         free(b);
     }
     free(r->cells);

@@ -1,6 +1,7 @@
 /*
- * str.c - small string helpers: copies, case-insensitive comparison, edit
- * distance for "did you mean", and a growable buffer.
+ * str.c - small string helpers: copies, case-insensitive comparison and
+ * hashing, edit distance for "did you mean", a growable buffer, and
+ * numbers as text in the C locale.
  */
 #include "cdm_int.h"
 

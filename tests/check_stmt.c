@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,30 @@ START_TEST(test_round_trip_every_type)
 END_TEST
 
 /* Typed values keep SQL's meaning where text changed it. */
+/* Every value of a result is aligned as malloc aligns, short ones too
+ * (they share the result's blocks): a BLOB may be read as a struct. */
+START_TEST(test_values_aligned)
+{
+    cdm_conn *c = conn("Lite");
+    cdm_result *r = NULL;
+
+    ck_status(cdm_query(c, "SELECT x'01', 'ab', x'0102030405', 'abc', "
+                        "x'00', zeroblob(100), 'x' UNION ALL SELECT x'0203', "
+                        "'a', x'', '', x'ff', zeroblob(3), 'yz'", NULL, 0, &r),
+              CDM_OK);
+    ck_assert_uint_eq(cdm_result_nrows(r), 2);
+    for (size_t row = 0; row < 2; row++)
+        for (size_t col = 0; col < cdm_result_ncols(r); col++) {
+            const void *p = cdm_result_blob(r, row, col, NULL);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_msg((uintptr_t)p % _Alignof(max_align_t) == 0,
+                          "row %zu, column %zu at %p", row, col, p);
+        }
+    cdm_result_free(r);
+    cdm_disconnect(c);
+}
+END_TEST
+
 START_TEST(test_typed_values_compare_as_numbers)
 {
     cdm_conn *c = conn("Lite");
@@ -447,6 +472,7 @@ int main(void)
     tcase_add_checked_fixture(values, setup, teardown);
     tcase_add_test(values, test_round_trip_every_type);
     tcase_add_test(values, test_typed_values_compare_as_numbers);
+    tcase_add_test(values, test_values_aligned);
     suite_add_tcase(s, values);
     /* localedef may build the locale first: seconds. */
     tcase_add_checked_fixture(locale, setup, teardown);
