@@ -540,9 +540,6 @@ static int hold_source(struct cdm_resolved *r, struct cdm_source *s)
     return CDM_OK;
 }
 
-/* With `rp`, a broken chain is reported only when it is the resolved
- * definition's own fault (its parent is missing, or the cycle runs
- * through it): a definition further up reports its own when checked. */
 /* The keys merged so far into a resolved definition, by hash: a parent's
  * key is looked up here instead of along the list, which made merging
  * a definition of many keys quadratic.  Slots hold index + 1 into r->kv. */
@@ -582,6 +579,9 @@ static void seen_add(struct seen *t, const struct cdm_resolved *r, size_t k)
     t->slots[i] = k + 1;
 }
 
+/* With `rp`, a broken chain is reported only when it is the resolved
+ * definition's own fault (its parent is missing, or the cycle runs
+ * through it): a definition further up reports its own when checked. */
 static int resolve_chain(const char *name, cdm_lookup_fn lookup, void *ctx,
                          struct cdm_resolved **out, const struct report *rp)
 {

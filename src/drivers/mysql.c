@@ -734,10 +734,10 @@ static int set_cell(MYSQL_STMT *st, cdm_result *r, unsigned int c,
     if (k->len > k->cap) {
         /* Longer than the buffer: fetched whole on its own (the bound
          * buffer grows after the result, for the next run). */
-        if (k->len > k->want)
-            k->want = k->len;
         MYSQL_BIND b;
         char *whole = malloc(k->len + 1);
+        if (k->len > k->want)
+            k->want = k->len;
         if (!whole)
             return cdm__nomem();
         memset(&b, 0, sizeof b);
