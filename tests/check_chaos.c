@@ -1,4 +1,4 @@
-/* check_chaos.c - 32 threads on one pooled PostgreSQL definition while its limit changes, its pool is closed and its file reloaded: the server never sees more sessions than the largest limit in force, and none once the manager is freed. */
+/* check_chaos.c - 32 threads on one pooled PostgreSQL definition while its limit changes, its pool is closed and its file reloaded: this process never holds more connections than the largest limit in force, the server lists more only while a closed backend is leaving, and none once the manager is freed. */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "testsrv.h"
@@ -191,8 +191,10 @@ struct monitor {
     PGconn *h;
     unsigned long own;          /* inode of h's socket */
     int max, over, failed;
-    int client_max;             /* by tu_client_sockets(), for the message */
+    int client_max;             /* by tu_client_sockets() */
     long samples;
+    int64_t over_since;         /* first sample of the current run over MOST */
+    int64_t over_ms;            /* the longest such run */
 };
 
 static void *monitor_main(void *arg)
@@ -209,6 +211,18 @@ static void *monitor_main(void *arg)
         if (mine > k->client_max)
             k->client_max = mine;
         k->over += n > MOST;
+        /* A backend leaves pg_stat_activity a moment after its client
+         * closed, so a replacement may be listed beside it: over MOST is a
+         * fault only if it lasts. */
+        if (n > MOST) {
+            int64_t now = tu_now_ms();
+            if (k->over_since == 0)
+                k->over_since = now;
+            if (now - k->over_since > k->over_ms)
+                k->over_ms = now - k->over_since;
+        } else {
+            k->over_since = 0;
+        }
         k->samples++;
         tu_sleep_ms(SAMPLE_MS);   /* the sampling period */
     }
@@ -276,10 +290,12 @@ START_TEST(test_chaos_sessions_bounded)
     ck_assert_msg(k.client_max <= MOST, "this process had %d connections "
                   "to the server at once (its own sockets); the largest limit "
                   "in force is %d", k.client_max, MOST);
-    ck_assert_msg(k.max <= MOST, "the server saw %d sessions of %s at once "
-                  "(%d of %ld samples over; this process had at most %d "
-                  "sockets to it); the largest limit in force is %d",
-                  k.max, app, k.over, k.samples, k.client_max, MOST);
+    ck_assert_msg(k.over_ms < tu_limit_ms(1000), "the server saw more "
+                  "sessions of %s than the largest limit in force (%d) for "
+                  "%lld ms (at most %d; %d of %ld samples over; this process "
+                  "had at most %d sockets to it)", app, MOST,
+                  (long long)k.over_ms, k.max, k.over, k.samples,
+                  k.client_max);
 
     ck_status(cdm_manager_pool_stats(m, "Chaos", &st), CDM_OK);
     ck_assert_int_eq(st.in_use, 0);

@@ -132,13 +132,14 @@ static int mentions_number(const char *s, long n)
                   "errmsg '%s' lacks the number %ld", cdm_errmsg(), (long)(n))
 
 /* Terminates server process `pid` as the admin and waits (up to 1 s)
- * until it is gone: out of pg_stat_activity and its process exited, so
- * its socket is closed.  Looks through `watcher`, another connection. */
+ * until it is gone (5 s, stretched as tu_limit_ms says): out of
+ * pg_stat_activity and its process exited, so its socket is closed.
+ * Looks through `watcher`, another connection. */
 static void kill_backend(cdm_conn *watcher, long pid)
 {
     char path[64], num[24];
     char *out = tu_servers("psql \"SELECT pg_terminate_backend(%ld)\"", pid);
-    long long deadline = tu_now_ms() + 1000;
+    long long deadline = tu_now_ms() + (long long)tu_limit_ms(5000);
 
     ck_assert_msg(out != NULL, "servers.sh psql failed");
     ck_assert_str_eq(out, "t");
@@ -154,8 +155,8 @@ static void kill_backend(cdm_conn *watcher, long pid)
         if (!listed && access(path, F_OK) != 0)
             return;
         ck_assert_msg(tu_now_ms() < deadline,
-                      "backend %ld still there 1 s after pg_terminate_backend",
-                      pid);
+                      "backend %ld still there %.0f ms after "
+                      "pg_terminate_backend", pid, tu_limit_ms(5000));
         usleep(10000);
     }
 }

@@ -514,7 +514,7 @@ START_TEST(test_waiter_gets_returned_connection)
     c = get("P");
     id = ID(c);
     job_start(&j, "P");
-    ck_eventually(st("P").waiting == 1, 2000);
+    ck_eventually(st("P").waiting == 1, 10000);
     t = tu_now_ms();
     cdm_disconnect(c);
     job_join(&j);
@@ -545,13 +545,13 @@ START_TEST(test_waiters_served_in_arrival_order)
     }
     for (int i = 0; i < N; i++) {
         job_start(&j[i], "P");
-        ck_eventually(st("P").waiting == i + 1, 2000);
+        ck_eventually(st("P").waiting == i + 1, 10000);
     }
     /* Returned in reverse order of opening: waiter k gets the k-th one
      * returned, whatever its number. */
     for (int k = 0; k < N; k++) {
         cdm_disconnect(held[N - 1 - k]);
-        ck_eventually(atomic_load(&j[k].done), 2000);
+        ck_eventually(atomic_load(&j[k].done), 10000);
         ck_status(j[k].rc, CDM_OK);
         ck_assert_msg(j[k].id == ids[N - 1 - k],
                       "waiter %d got connection %ld, want %ld", k, j[k].id,
@@ -653,13 +653,13 @@ START_TEST(test_failed_connect_wakes_waiter)
     struct job a, b;
 
     POOL("P", "POOL_MaximumItems=1", "POOL_AcquireTimeout=10000");
-    atomic_store(&fault.connect_delay_ms, 300);
+    atomic_store(&fault.connect_hold, true);
     atomic_store(&fault.connect_failures, 1);
     job_start(&a, "P");
-    ck_eventually(st("P").opening == 1, 2000);
+    ck_eventually(st("P").opening == 1, 5000);
     job_start(&b, "P");
-    ck_eventually(st("P").waiting == 1, 2000);
-    atomic_store(&fault.connect_delay_ms, 0);
+    ck_eventually(st("P").waiting == 1, 5000);
+    atomic_store(&fault.connect_hold, false);
     job_join(&a);
     job_join(&b);
     ck_status(a.rc, CDM_ERR_CONNECT);
@@ -723,11 +723,11 @@ END_TEST
 
 START_TEST(test_ping_after_interval_elapsed)
 {
-    POOL("P", "POOL_MaximumItems=4", "POOL_PingInterval=200");
+    POOL("P", "POOL_MaximumItems=4", "POOL_PingInterval=600000");
     cdm_disconnect(get("P"));
-    cdm_disconnect(get("P"));           /* idle for far less than 200 ms */
+    cdm_disconnect(get("P"));           /* idle for far less than 10 min */
     ck_assert_int_eq(fault.pings, 0);
-    cdm__test_advance_ms(300);
+    cdm__test_advance_ms(700000);
     cdm_disconnect(get("P"));
     ck_assert_int_eq(fault.pings, 1);
 }
@@ -911,7 +911,7 @@ START_TEST(test_broken_return_lets_waiter_open)
     c = get("P");
     id = ID(c);
     job_start(&j, "P");
-    ck_eventually(st("P").waiting == 1, 2000);
+    ck_eventually(st("P").waiting == 1, 10000);
     ck_status(cdm_exec(c, "DIE", NULL, 0, NULL), CDM_ERR_BROKEN);
     cdm_disconnect(c);
     job_join(&j);
@@ -927,7 +927,7 @@ START_TEST(test_max_lifetime_retires_on_return)
     cdm_conn *c;
     long id;
 
-    POOL("P", "POOL_MaximumItems=4", "POOL_MaxLifetime=100");
+    POOL("P", "POOL_MaximumItems=4", "POOL_MaxLifetime=600000");
     c = get("P");
     id = ID(c);
     cdm_disconnect(c);                   /* young: kept */
@@ -935,8 +935,8 @@ START_TEST(test_max_lifetime_retires_on_return)
     ck_assert_int_eq(st("P").idle, 1);
     c = get("P");
     ck_assert_int_eq(ID(c), id);
-    cdm__test_advance_ms(200);
-    cdm_disconnect(c);                   /* older than 100 ms: closed */
+    cdm__test_advance_ms(700000);
+    cdm_disconnect(c);                   /* older than 10 min: closed */
     ck_assert_int_eq(fault.closes, 1);
     ck_assert_int_eq(st("P").total, 0);
 }
@@ -948,7 +948,7 @@ START_TEST(test_expired_idle_closed)
 {
     cdm_conn *c[3];
 
-    POOL("P", "POOL_MaximumItems=4", "POOL_ExpireTimeout=100",
+    POOL("P", "POOL_MaximumItems=4", "POOL_ExpireTimeout=600000",
          "POOL_CleanupTimeout=3600000");
     for (int i = 0; i < 3; i++)
         c[i] = get("P");
@@ -957,7 +957,7 @@ START_TEST(test_expired_idle_closed)
     ck_assert_int_eq(st("P").idle, 3);
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(st("P").idle, 3);   /* not expired yet */
-    cdm__test_advance_ms(100);
+    cdm__test_advance_ms(600000);
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(st("P").total, 0);
     ck_assert_int_eq(fault.closes, 3);
@@ -971,7 +971,7 @@ START_TEST(test_minimum_items_kept_open)
     cdm_pool_stats s;
 
     POOL("P", "POOL_MaximumItems=10", "POOL_MinimumItems=2",
-         "POOL_ExpireTimeout=100", "POOL_CleanupTimeout=3600000");
+         "POOL_ExpireTimeout=600000", "POOL_CleanupTimeout=3600000");
     cdm_disconnect(get("P"));
     /* The cleanup opens the second one by itself. */
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
@@ -981,11 +981,11 @@ START_TEST(test_minimum_items_kept_open)
     for (int i = 0; i < 4; i++)
         cdm_disconnect(c[i]);
     ck_assert_int_eq(st("P").total, 4);
-    cdm__test_advance_ms(100);
+    cdm__test_advance_ms(600000);
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(st("P").total, 2);
     for (int i = 0; i < 3; i++) {        /* several more runs */
-        cdm__test_advance_ms(100);
+        cdm__test_advance_ms(600000);
         ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     }
     s = st("P");
@@ -1031,18 +1031,18 @@ START_TEST(test_leak_logged_once)
 
     tu_log_init(&log);
     cdm_manager_set_log(m, tu_log_fn, &log);
-    POOL("Leaky", "POOL_MaximumItems=4", "POOL_LeakTimeout=100",
+    POOL("Leaky", "POOL_MaximumItems=4", "POOL_LeakTimeout=600000",
          "POOL_CleanupTimeout=3600000");
     c = get("Leaky");
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(tu_log_count(&log, "Leaky"), 0);   /* not yet */
-    cdm__test_advance_ms(400);
+    cdm__test_advance_ms(700000);
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(tu_log_count(&log, "Leaky"), 1);
     for (int i = 0; i < 3; i++)          /* more cleanup runs */
         ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(tu_log_count(&log, "Leaky"), 1);
-    ck_assert_int_eq(log_lines_with(&log, "Leaky", "100"), 1);
+    ck_assert_int_eq(log_lines_with(&log, "Leaky", "600000"), 1);
     cdm_disconnect(c);
     ck_status(cdm__manager_cleanup_now(m, 5000), CDM_OK);
     ck_assert_int_eq(tu_log_count(&log, "Leaky"), 1);
@@ -1116,7 +1116,7 @@ START_TEST(test_raising_limit_lets_waiter_proceed)
     a = get("P");
     b = get("P");
     job_start(&j, "P");
-    ck_eventually(st("P").waiting == 1, 2000);
+    ck_eventually(st("P").waiting == 1, 10000);
     t = tu_now_ms();
     ck_status(cdm_manager_set_param(m, "P", "POOL_MaximumItems", "4"), CDM_OK);
     job_join(&j);
@@ -1497,7 +1497,7 @@ START_TEST(test_close_returns_early_when_returned)
     r.c = get("P");
     atomic_init(&r.started, 0);
     ck_assert_int_eq(pthread_create(&th, NULL, returner_main, &r), 0);
-    ck_eventually(atomic_load(&r.started), 2000);
+    ck_eventually(atomic_load(&r.started), 10000);
     t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 60000), CDM_OK);
     took = tu_now_ms() - t0;
@@ -1555,7 +1555,7 @@ START_TEST(test_close_wakes_waiters)
     c = get("P");
     for (int i = 0; i < N; i++)
         job_start(&j[i], "P");
-    ck_eventually(st("P").waiting == N, 2000);
+    ck_eventually(st("P").waiting == N, 10000);
     t0 = tu_now_ms();
     ck_status(cdm_manager_close(m, 0), CDM_ERR_BUSY);
     for (int i = 0; i < N; i++) {
@@ -1574,7 +1574,7 @@ END_TEST
  * does, even while the close is still waiting for the cleanup thread. */
 START_TEST(test_close_refuses_connects_from_known_pool)
 {
-    struct closer k = { .timeout_ms = 5000 };
+    struct closer k = { .timeout_ms = (int)tu_limit_ms(5000) };
     cdm_conn *c = NULL, *held, *q;
     int64_t deadline;
     int rc, rcq;
@@ -1584,13 +1584,14 @@ START_TEST(test_close_refuses_connects_from_known_pool)
     ck_status(cdm_manager_add_def(m, "Q", (const char *[]){
                   "DriverID=SQLite", "Database=:memory:", NULL }), CDM_OK);
     cdm_disconnect(get("P"));            /* this thread knows the pool now */
-    ck_eventually(st("P").idle == 3, 2000);
-    atomic_store(&fault.connect_delay_ms, 1000);
+    ck_eventually(st("P").idle == 3, 10000);
+    atomic_store(&fault.connect_hold, true);
     held = get("P");                     /* 2 idle: the cleanup opens one */
-    ck_eventually(st("P").opening == 1, 2000);
+    ck_eventually(st("P").opening == 1, 5000);
     ck_assert_int_eq(pthread_create(&k.th, NULL, closer_main, &k), 0);
-    /* The close is under way once a connect elsewhere is refused. */
-    deadline = tu_now_ms() + 2000;
+    /* The close is under way once a connect elsewhere is refused; the
+     * cleanup thread is still held in its connect. */
+    deadline = tu_now_ms() + (int64_t)tu_limit_ms(5000);
     while ((rcq = cdm_connect(m, "Q", &q)) == CDM_OK && tu_now_ms() < deadline) {
         cdm_disconnect(q);
         tu_sleep_ms(1);
@@ -1598,6 +1599,7 @@ START_TEST(test_close_refuses_connects_from_known_pool)
     rc = cdm_connect(m, "P", &c);
     if (rc == CDM_OK)
         cdm_disconnect(c);
+    atomic_store(&fault.connect_hold, false);
     cdm_disconnect(held);
     pthread_join(k.th, NULL);
     ck_status(rcq, CDM_ERR_CLOSED);
@@ -2022,15 +2024,16 @@ START_TEST(test_peak_counts_connections_being_opened)
     cdm_pool_stats s;
 
     POOL("P", "POOL_MaximumItems=2", "POOL_AcquireTimeout=10000");
-    atomic_store(&fault.connect_delay_ms, 200);
+    atomic_store(&fault.connect_hold, true);
     job_start(&j[0], "P");
     job_start(&j[1], "P");
-    ck_eventually(st("P").opening + st("P").in_use == 2, 5000);
+    ck_eventually(st("P").opening == 2, 5000);
     job_start(&j[2], "P");
     ck_eventually(st("P").waiting == 1, 5000);
     s = st("P");
     ck_assert_int_eq(s.peak_in_use, 2);
     ck_assert_int_eq(s.waits, 1);
+    atomic_store(&fault.connect_hold, false);
     job_join(&j[0]);
     ck_status(j[0].rc, CDM_OK);
     cdm_disconnect(j[0].c);

@@ -351,7 +351,7 @@ START_TEST(test_race_connect_while_changing)
     /* Counted by the driver, not the pool: a connection no pool knows of
      * is a leak.  The cleanup thread may be closing one right now, so
      * wait for the two counts to meet. */
-    ck_eventually(atomic_load(&fault.open_now) == st("F").total, 2000);
+    ck_eventually(atomic_load(&fault.open_now) == st("F").total, 10000);
     cdm_manager_free(m);
     m = NULL;
     ck_assert_int_eq(atomic_load(&fault.open_now), 0);

@@ -113,15 +113,6 @@ static double ms_between(int64_t from, int64_t to)
     return (double)(to - from) / 1e6;
 }
 
-/* A time limit in ms, scaled like Check's own timeouts. */
-static double limit_ms(double ms)
-{
-    const char *v = getenv("CK_TIMEOUT_MULTIPLIER");
-    double f = v ? atof(v) : 1.0;
-
-    return ms * (f > 1.0 ? f : 1.0);
-}
-
 /* Runs a tests/servers.sh command whose output does not matter; false if
  * it failed.  (" && echo ok": tu_servers returns an uninitialised buffer
  * for a command that prints nothing.) */
@@ -344,7 +335,7 @@ START_TEST(test_idle_killed_is_replaced)
     ck_assert_int_eq(before.idle, 1);
 
     admin_kill(d, id1);
-    ck_assert_msg(wait_num(d, d->exists_fmt, id1, 0, limit_ms(5000)),
+    ck_assert_msg(wait_num(d, d->exists_fmt, id1, 0, tu_limit_ms(5000)),
                   "%s: session %ld still there after the kill", d->label, id1);
 
     /* Replaced with no error to the caller. */
@@ -385,7 +376,7 @@ START_TEST(test_idle_killed_retired_by_watcher)
     ck_assert_int_eq(s.destroyed, 0);
 
     admin_kill(d, id1);
-    end = now_ns() + (int64_t)(limit_ms(10000) * 1e6);
+    end = now_ns() + (int64_t)(tu_limit_ms(10000) * 1e6);
     do {
         s = stats(m);
         if (s.destroyed == 1)
@@ -450,7 +441,7 @@ START_TEST(test_idle_killed_borrowed_at_once)
     t0 = now_ns();
     /* The server's last words (or its hang-up) have reached the idle
      * connection's socket. */
-    ck_assert_msg(wait_readable(fd, limit_ms(5000)), "%s: nothing arrived "
+    ck_assert_msg(wait_readable(fd, tu_limit_ms(5000)), "%s: nothing arrived "
                   "on the killed session's socket", d->label);
     rc = cdm_connect(m, "R", &c);
     after_ms = ms_between(t0, now_ns());
@@ -515,7 +506,7 @@ START_TEST(test_killed_mid_query_is_broken)
     before = stats(m);
     s.c = c;
     ck_assert_int_eq(pthread_create(&th, NULL, sleeper_run, &s), 0);
-    active = wait_num(d, d->active_fmt, id1, 1, limit_ms(4000));
+    active = wait_num(d, d->active_fmt, id1, 1, tu_limit_ms(4000));
     snprintf(kill_sql, sizeof kill_sql, d->kill_fmt, id1);
     killed = servers_run("%s \"%s\"", d->admin, kill_sql);
     pthread_join(th, NULL);
@@ -528,7 +519,7 @@ START_TEST(test_killed_mid_query_is_broken)
     ck_assert_msg(s.rc == CDM_ERR_BROKEN, "%s: a query on a killed session "
                   "returned %s (%d), want CDM_ERR_BROKEN: %s", d->label,
                   cdm_strerror(s.rc), s.rc, s.msg);
-    ck_assert_msg(s.ms < limit_ms(4000), "%s: the query took %.0f ms", d->label, s.ms);
+    ck_assert_msg(s.ms < tu_limit_ms(4000), "%s: the query took %.0f ms", d->label, s.ms);
     check_message(d, s.msg);
     ck_assert_msg(strstr(s.msg, "connection lost") != NULL,
                   "%s: message does not say the connection was lost: '%s'",
@@ -552,7 +543,7 @@ START_TEST(test_killed_mid_query_is_broken)
     cdm_disconnect(c);
     ck_status(cdm_manager_close(m, 2000), CDM_OK);
     cdm_manager_free(m);
-    ck_assert_msg(wait_sessions(d, 0, limit_ms(2000), &n),
+    ck_assert_msg(wait_sessions(d, 0, tu_limit_ms(2000), &n),
                   "%s: %ld sessions left after close", d->label, n);
 }
 END_TEST
@@ -571,6 +562,7 @@ struct load {
     _Atomic int64_t stop_ns;      /* the server began to stop (0: not yet) */
     _Atomic int64_t started_ns;   /* it accepts logins again (0: not yet) */
     atomic_int threads_ok;        /* threads that have had a success */
+    atomic_int threads_back;      /* ... and one after the restart */
 };
 
 struct worker {
@@ -627,8 +619,10 @@ static void *worker_run(void *arg)
                 atomic_fetch_add(&L->threads_ok, 1);
             if (!stop || t1 < stop)
                 w->ok_before_stop++;
-            if (started && t1 > started && !w->first_ok_after)
+            if (started && t1 > started && !w->first_ok_after) {
                 w->first_ok_after = t1;
+                atomic_fetch_add(&L->threads_back, 1);
+            }
             continue;
         }
         w->nerr++;
@@ -703,8 +697,8 @@ START_TEST(test_restart_under_load)
     const char *extra[] = { "POOL_MaximumItems=4", acquire, login, NULL };
     cdm_manager *m;
 
-    snprintf(acquire, sizeof acquire, "POOL_AcquireTimeout=%.0f", limit_ms(2000));
-    snprintf(login, sizeof login, "LoginTimeout=%.0f", limit_ms(2000) / 1000);
+    snprintf(acquire, sizeof acquire, "POOL_AcquireTimeout=%.0f", tu_limit_ms(2000));
+    snprintf(login, sizeof login, "LoginTimeout=%.0f", tu_limit_ms(2000) / 1000);
     m = new_manager(d, extra);
     static struct worker w[WORKERS];
     struct load L = { .d = d, .m = m };
@@ -721,6 +715,7 @@ START_TEST(test_restart_under_load)
     atomic_init(&L.stop_ns, 0);
     atomic_init(&L.started_ns, 0);
     atomic_init(&L.threads_ok, 0);
+    atomic_init(&L.threads_back, 0);
     atomic_init(&smp.stop, false);
     atomic_init(&smp.probe_from, INT64_MAX);
     atomic_init(&smp.probe_to, INT64_MAX);
@@ -734,7 +729,7 @@ START_TEST(test_restart_under_load)
     /* No assert until the threads are joined (CK_FORK=no longjmps).  About
      * 1 s of load, and every thread has had its turn (valgrind is slow). */
     tu_sleep_ms(1000);
-    for (int64_t end = now_ns() + (int64_t)(limit_ms(5000) * 1e6);
+    for (int64_t end = now_ns() + (int64_t)(tu_limit_ms(5000) * 1e6);
          atomic_load(&L.threads_ok) < WORKERS && now_ns() < end;)
         tu_sleep_ms(10);
     t_stop = now_ns();
@@ -747,7 +742,12 @@ START_TEST(test_restart_under_load)
     t_started = now_ns();   /* the server accepts logins again */
     atomic_store(&smp.probe_to, t_started + 100000000);
     atomic_store(&L.started_ns, t_started);
+    /* At least 3 s of load after the restart, and until every thread has
+     * had a success since (bounded: the asserts below say who had not). */
     tu_sleep_ms(3000);
+    for (int64_t end = now_ns() + (int64_t)(tu_limit_ms(10000) * 1e6);
+         atomic_load(&L.threads_back) < WORKERS && now_ns() < end;)
+        tu_sleep_ms(10);
     atomic_store(&L.stop, true);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(w[i].th, NULL);
@@ -845,7 +845,7 @@ START_TEST(test_restart_under_load)
     ck_status(cdm_manager_close(m, 2000), CDM_OK);
     st = stats(m);
     ck_assert_int_eq(st.total, 0);
-    ck_assert_msg(wait_sessions(d, 0, limit_ms(1000), &n),
+    ck_assert_msg(wait_sessions(d, 0, tu_limit_ms(1000), &n),
                   "%s: %ld sessions left 1 s after cdm_manager_close", d->label, n);
     cdm_manager_free(m);
 }
@@ -924,7 +924,7 @@ START_TEST(test_down_at_first_connect)
             printf("%s down at connect: %s after %.1f ms: %s\n", d->label,
                    cdm_strerror(rc), ms, cdm_errmsg());
         ck_status(rc, CDM_ERR_CONNECT);
-        ck_assert_msg(ms < limit_ms(1000), "%s: a refused connect took %.0f ms",
+        ck_assert_msg(ms < tu_limit_ms(1000), "%s: a refused connect took %.0f ms",
                       d->label, ms);
         check_message(d, cdm_errmsg());
         ck_assert_msg(strstr(cdm_errmsg(), d->srv.host) != NULL,

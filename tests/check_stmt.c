@@ -269,17 +269,29 @@ END_TEST
 
 struct busy_arg {
     cdm_conn *c;
-    atomic_bool started;
+    atomic_bool inside;      /* the slow query is running in SQLite */
+    atomic_bool turned_away; /* the test has seen its second thread refused */
 };
+
+/* SQLite's progress handler, so inside the slow query: holds it there
+ * (bounded) until the test has tried the statement. */
+static int hold_inside(void *arg)
+{
+    struct busy_arg *a = arg;
+
+    if (!atomic_exchange(&a->inside, true))
+        for (int i = 0; i < 10000 && !atomic_load(&a->turned_away); i++)
+            tu_sleep_ms(1);
+    return 0;
+}
 
 static void *slow_query(void *arg)
 {
     struct busy_arg *a = arg;
     cdm_result *r = NULL;
 
-    atomic_store(&a->started, true);
     cdm_query(a->c, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-              "FROM n WHERE i < 3000000) SELECT count(*) FROM n", NULL, 0, &r);
+              "FROM n WHERE i < 100000) SELECT count(*) FROM n", NULL, 0, &r);
     cdm_result_free(r);
     return NULL;
 }
@@ -287,18 +299,19 @@ static void *slow_query(void *arg)
 /* Two threads in one statement: the second is turned away. */
 START_TEST(test_two_threads_in_one_statement)
 {
-    struct busy_arg a = { conn("Lite"), false };
+    struct busy_arg a = { .c = conn("Lite") };
     cdm_stmt *s = NULL;
     pthread_t t;
-    int rc = CDM_OK;
+    int rc;
 
     ck_status(cdm_prepare(a.c, "SELECT 1", &s), CDM_OK);
+    sqlite3_progress_handler(cdm_conn_handle(a.c), 1000, hold_inside, &a);
     ck_assert_int_eq(pthread_create(&t, NULL, slow_query, &a), 0);
-    ck_eventually(atomic_load(&a.started), 5000);
-    /* Until the slow query is seen inside (it runs for a while). */
-    for (int k = 0; k < 100000 && rc == CDM_OK; k++)
-        rc = cdm_stmt_exec(s, NULL);
+    ck_eventually(atomic_load(&a.inside), 5000);
+    rc = cdm_stmt_exec(s, NULL);
+    atomic_store(&a.turned_away, true);
     pthread_join(t, NULL);
+    sqlite3_progress_handler(cdm_conn_handle(a.c), 0, NULL, NULL);
     ck_status(rc, CDM_ERR_STATE);
     ck_errmsg_has("in use by another thread");
     ck_status(cdm_stmt_exec(s, NULL), CDM_OK);

@@ -63,6 +63,8 @@ static int f_connect(const struct cdm_resolved *r, void **out)
 
     atomic_fetch_add(&fault.connect_attempts, 1);
     sleep_ms(atomic_load(&fault.connect_delay_ms));
+    for (int i = 0; i < 30000 && atomic_load(&fault.connect_hold); i++)
+        sleep_ms(1);
     if (take(&fault.connect_failures))
         return cdm__fail(CDM_ERR_CONNECT, "%s: Fault: connection refused "
                          "(injected)", r->where);

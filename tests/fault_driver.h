@@ -12,6 +12,7 @@
 struct fault_ctl {
     /* knobs */
     atomic_int connect_delay_ms;   /* every connect sleeps this long */
+    atomic_bool connect_hold;      /* connects wait while set (30 s at most) */
     atomic_int connect_failures;   /* the next N connects fail (CDM_ERR_CONNECT) */
     atomic_int ping_failures;      /* the next N pings fail (CDM_ERR_BROKEN) */
     atomic_int rollback_failures;  /* the next N rollbacks fail */

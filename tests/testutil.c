@@ -151,6 +151,14 @@ void tu_sleep_ms(int ms)
         ;
 }
 
+double tu_limit_ms(double ms)
+{
+    const char *v = getenv("CK_TIMEOUT_MULTIPLIER");
+    double f = v ? atof(v) : 1.0;
+
+    return ms * (f > 1.0 ? f : 1.0);
+}
+
 void tu_log_init(struct tu_log *log)
 {
     memset(log, 0, sizeof *log);

@@ -59,11 +59,16 @@ int64_t tu_now_ms(void);
 /* Sleeps `ms` milliseconds, resuming after a signal.  Asserts nothing. */
 void tu_sleep_ms(int ms);
 
-/* Polls `cond` every 2 ms for at most `limit_ms`.  For waiting on state
- * another thread reaches, never as a speed target. */
+/* A time limit of `ms`, stretched by CK_TIMEOUT_MULTIPLIER as Check
+ * stretches its own timeouts (valgrind and the sanitizers set it). */
+double tu_limit_ms(double ms);
+
+/* Polls `cond` every 2 ms for at most `limit_ms`, stretched as
+ * tu_limit_ms says.  For waiting on state another thread reaches, never as
+ * a speed target. */
 #define tu_wait_for(cond, limit_ms)                                          \
     do {                                                                     \
-        int64_t wf_d_ = tu_now_ms() + (limit_ms);                            \
+        int64_t wf_d_ = tu_now_ms() + (int64_t)tu_limit_ms(limit_ms);        \
         while (!(cond) && tu_now_ms() < wf_d_)                               \
             tu_sleep_ms(2);                                                  \
     } while (0)
@@ -72,8 +77,8 @@ void tu_sleep_ms(int ms);
 #define ck_eventually(cond, limit_ms)                                        \
     do {                                                                     \
         tu_wait_for(cond, limit_ms);                                         \
-        ck_assert_msg((cond), "not true within %d ms: %s", (int)(limit_ms),  \
-                      #cond);                                                \
+        ck_assert_msg((cond), "not true within %.0f ms: %s",                 \
+                      tu_limit_ms(limit_ms), #cond);                         \
     } while (0)
 
 /* Asserts that `status` is `want`, printing cdm_errmsg() when not. */
