@@ -2203,7 +2203,6 @@ START_TEST(test_stmt_floats_in_a_comma_locale)
 {
     cdm_stmt *s = NULL;
     cdm_result *r = NULL;
-    double d;
 
     tu_comma_numeric();
     ck_status(cdm_prepare(c, "SELECT CAST(? AS FLOAT), ? * 2", &s), CDM_OK);
@@ -2211,12 +2210,8 @@ START_TEST(test_stmt_floats_in_a_comma_locale)
     ck_status(cdm_bind_double(s, 1, 1.25), CDM_OK);
     ck_status(cdm_stmt_query(s, &r), CDM_OK);
     ck_assert_int_eq(cdm_result_type(r, 0, 0), CDM_TYPE_FLOAT);
-    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
-    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
-    ck_assert(d == 0.1);
-    ck_assert_str_eq(cdm_result_value(r, 0, 1), "2.5");
-    ck_status(cdm_result_double(r, 0, 1, &d), CDM_OK);
-    ck_assert(d == 2.5);
+    ck_cell_double(r, 0, 0, "0.1", 0.1);
+    ck_cell_double(r, 0, 1, "2.5", 2.5);
     cdm_result_free(r);
     cdm_stmt_free(s);
     tu_c_numeric();

@@ -1483,18 +1483,14 @@ START_TEST(test_stmt_doubles_in_a_comma_locale)
 {
     cdm_stmt *s = NULL;
     cdm_result *r = NULL;
-    double d;
 
     tu_comma_numeric();
     ck_status(cdm_prepare(c, "SELECT ?::float8 * 2, 0.75::float8", &s),
               CDM_OK);
     ck_status(cdm_bind_double(s, 0, 0.05), CDM_OK);
     ck_status(cdm_stmt_query(s, &r), CDM_OK);
-    ck_assert_str_eq(cdm_result_value(r, 0, 0), "0.1");
-    ck_status(cdm_result_double(r, 0, 0, &d), CDM_OK);
-    ck_assert(d == 0.1);
-    ck_status(cdm_result_double(r, 0, 1, &d), CDM_OK);
-    ck_assert(d == 0.75);
+    ck_cell_double(r, 0, 0, "0.1", 0.1);
+    ck_cell_double(r, 0, 1, NULL, 0.75);
     cdm_result_free(r);
     cdm_stmt_free(s);
     tu_c_numeric();

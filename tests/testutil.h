@@ -36,6 +36,19 @@ char *tu_write_bytes(const char *dir, const char *name, const void *content,
 void tu_comma_numeric(void);
 void tu_c_numeric(void);
 
+/* Asserts that cell (row, col) of `r` reads as the text `text`, when not
+ * NULL, and as the double `want` (exactly). */
+#define ck_cell_double(r, row, col, text, want)                              \
+    do {                                                                     \
+        double ck_d_;                                                        \
+        const char *ck_t_ = (text);                                          \
+        if (ck_t_)                                                           \
+            ck_assert_str_eq(cdm_result_value((r), (row), (col)), ck_t_);    \
+        ck_status(cdm_result_double((r), (row), (col), &ck_d_), CDM_OK);     \
+        ck_assert_msg(ck_d_ == (want), "cell %d,%d: %.17g, want %.17g",     \
+                      (int)(row), (int)(col), ck_d_, (double)(want));        \
+    } while (0)
+
 /* True if s is valid UTF-8 (no overlong forms, surrogates or more than
  * U+10FFFF). */
 bool tu_utf8_valid(const char *s);
